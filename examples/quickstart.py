@@ -1,0 +1,65 @@
+"""Train MAML on 2D navigation with a local Ray and print one line per iteration.
+
+How to run:
+    python examples/quickstart.py    # 30 iterations, about 2 minutes on 2 cores
+    python examples/quickstart.py --iterations 5 --env rllib_maml/CartPoleMass-v0
+
+Results to expect (Navigation2D-v0, 2 cores): the pre-adaptation return rises
+from about -110 to about -45 and the post-adaptation return (after one inner
+step) ends about 5-15 above it (`delta` > 0), within about 0.6M env steps.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import ray
+
+import rllib_maml  # noqa: F401  (registers the meta envs)
+from rllib_maml import MAMLConfig
+from rllib_maml.progress import HEADER, progress_line
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="rllib_maml/Navigation2D-v0")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--num-env-runners", type=int, default=2)
+    parser.add_argument("--envs-per-runner", type=int, default=5)
+    parser.add_argument("--meta-batch-size", type=int, default=10)
+    parser.add_argument("--episodes-per-task", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=os.path.join(tempfile.gettempdir(), "rllib_maml_quickstart"),
+    )
+    args = parser.parse_args(argv)
+
+    # RAY_ADDRESS (if set) attaches to an existing cluster; else a local Ray starts.
+    ray.init(include_dashboard=False, log_to_driver=False)
+    config = (
+        MAMLConfig()
+        .environment(args.env)
+        .env_runners(
+            num_env_runners=args.num_env_runners,
+            num_envs_per_env_runner=args.envs_per_runner,
+        )
+        .training(
+            meta_batch_size=args.meta_batch_size,
+            episodes_per_task=args.episodes_per_task,
+        )
+        .debugging(seed=args.seed)
+    )
+    algo = config.build_algo()
+    print(HEADER, flush=True)
+    for _ in range(args.iterations):
+        print(progress_line(algo.train()), flush=True)
+    path = algo.save_to_path(args.checkpoint_dir)
+    print(f"Checkpoint saved to {path}")
+    algo.stop()
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

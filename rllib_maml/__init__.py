@@ -1,0 +1,32 @@
+"""rllib_maml: MAML meta-reinforcement learning on Ray RLlib's new API stack.
+
+Importing the package registers the shipped meta envs with Tune and gymnasium
+under the `rllib_maml/` namespace (e.g. `rllib_maml/Navigation2D-v0`).
+"""
+
+from rllib_maml.envs import (
+    CartPoleMassEnv,
+    MetaEnv,
+    Navigation2DEnv,
+    PendulumMassEnv,
+    check_meta_env,
+    register_envs,
+    registered_env_names,
+)
+from rllib_maml.maml import MAML, MAMLConfig
+
+__version__ = "0.1.0"
+
+register_envs()
+
+__all__ = [
+    "MAML",
+    "MAMLConfig",
+    "MetaEnv",
+    "Navigation2DEnv",
+    "CartPoleMassEnv",
+    "PendulumMassEnv",
+    "check_meta_env",
+    "register_envs",
+    "registered_env_names",
+]

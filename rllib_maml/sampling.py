@@ -1,0 +1,130 @@
+"""Sampling episodes per task on RLlib env runners.
+
+One adaptation step is one round trip: each env runner gets the list of its
+tasks (with the weights to sample each one with), samples them one after the
+other and returns the episodes keyed by task index.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from ray.rllib.env.env_runner_group import EnvRunnerGroup
+from ray.rllib.utils import metrics
+
+logger = logging.getLogger(__name__)
+
+# Episode statistics the env runner computes over everything it sampled: they
+# would mix adaptation steps, so MAML reports its own per step instead.
+_MIXED_EPISODE_METRICS = (
+    metrics.EPISODE_DURATION_SEC_MEAN,
+    metrics.EPISODE_LEN_MAX,
+    metrics.EPISODE_LEN_MEAN,
+    metrics.EPISODE_LEN_MIN,
+    metrics.EPISODE_RETURN_MAX,
+    metrics.EPISODE_RETURN_MEAN,
+    metrics.EPISODE_RETURN_MIN,
+    "agent_episode_return_mean",
+    "module_episode_return_mean",
+)
+
+# A job: (task index, task, inference-only weights to sample it with).
+Job = tuple[int, Any, dict]
+
+
+def sample_jobs_on_env_runner(
+    env_runner, jobs: list[Job], num_episodes: int
+) -> tuple[dict[int, list], dict]:
+    """Runs on one env runner: for each job set weights and task, sample.
+
+    Returns:
+        (task index -> episodes, the runner's reduced metrics without the
+        per-episode statistics).
+    """
+    episodes_by_task = {}
+    for task_index, task, weights in jobs:
+        env_runner.module.set_state(weights)
+        env_runner.env.unwrapped.call("set_task", task)
+        episodes_by_task[task_index] = env_runner.sample(
+            num_episodes=num_episodes, explore=True
+        )
+    runner_metrics = env_runner.get_metrics()
+    for key in _MIXED_EPISODE_METRICS:
+        runner_metrics.pop(key, None)
+    return episodes_by_task, runner_metrics
+
+
+def assign_tasks(
+    task_indices: list[int], runner_ids: list[int]
+) -> dict[int, list[int]]:
+    """Round-robin: task i goes to `runner_ids[i % len(runner_ids)]`."""
+    assignment: dict[int, list[int]] = {rid: [] for rid in runner_ids}
+    for position, task_index in enumerate(task_indices):
+        assignment[runner_ids[position % len(runner_ids)]].append(task_index)
+    return {rid: tasks for rid, tasks in assignment.items() if tasks}
+
+
+def sample_episodes_per_task(
+    env_runner_group: EnvRunnerGroup,
+    *,
+    tasks: list[Any],
+    weights_by_task: dict[int, dict],
+    num_episodes: int,
+    max_attempts: int = 3,
+) -> tuple[dict[int, list], list[dict]]:
+    """Samples `num_episodes` episodes for every task, spread over the runners.
+
+    Tasks whose runner fails are re-sampled on the remaining healthy runners
+    (up to `max_attempts` rounds); if some still have no data, raises.
+
+    Returns:
+        (task index -> episodes, list of the runners' metrics dicts).
+    """
+    episodes_by_task: dict[int, list] = {}
+    all_metrics: list[dict] = []
+    pending = list(range(len(tasks)))
+    for attempt in range(max_attempts):
+        runner_ids = env_runner_group.healthy_env_runner_ids()
+        jobs = lambda ids: [(i, tasks[i], weights_by_task[i]) for i in ids]  # noqa: E731
+        if not runner_ids:
+            local = env_runner_group.local_env_runner
+            if env_runner_group.num_remote_env_runners() > 0 or local is None:
+                raise RuntimeError(
+                    "No healthy env runner is left to sample MAML tasks on. Enable "
+                    "`config.fault_tolerance(restart_failed_env_runners=True)` to "
+                    "restart failed runners."
+                )
+            results = [sample_jobs_on_env_runner(local, jobs(pending), num_episodes)]
+        else:
+            assignment = assign_tasks(pending, runner_ids)
+            results = env_runner_group.foreach_env_runner(
+                [
+                    functools.partial(
+                        sample_jobs_on_env_runner,
+                        jobs=jobs(task_ids),
+                        num_episodes=num_episodes,
+                    )
+                    for task_ids in assignment.values()
+                ],
+                remote_worker_ids=list(assignment),
+                local_env_runner=False,
+            )
+        for runner_episodes, runner_metrics in results:
+            episodes_by_task.update(runner_episodes)
+            all_metrics.append(runner_metrics)
+        pending = [i for i in range(len(tasks)) if i not in episodes_by_task]
+        if not pending:
+            return episodes_by_task, all_metrics
+        logger.warning(
+            "Env runner(s) failed while sampling MAML tasks %s (attempt %d/%d); "
+            "re-sampling them on the healthy runners.",
+            pending,
+            attempt + 1,
+            max_attempts,
+        )
+    raise RuntimeError(
+        f"Tasks {pending} could not be sampled after {max_attempts} attempts: their "
+        "env runners failed. See the env runner logs above for the cause."
+    )

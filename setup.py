@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="rllib_maml",
+    version="0.1.0",
+    description="MAML meta-reinforcement learning on Ray RLlib's new API stack",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["rllib_maml", "rllib_maml.*"]),
+    python_requires=">=3.10",
+    # Install torch before this package (`pip install torch==2.13.0` for the CPU
+    # build); a bare torch requirement otherwise pulls the CUDA wheels.
+    install_requires=[
+        "ray[rllib]==2.60.0",
+        "torch>=2.4",
+        "gymnasium>=1.0",
+        "numpy",
+    ],
+    extras_require={
+        "mujoco": ["mujoco>=3.0", "gymnasium[mujoco]"],
+        "dev": ["pytest>=8", "ruff==0.17.6", "pre-commit"],
+    },
+)
