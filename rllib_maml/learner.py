@@ -14,6 +14,7 @@ The algorithm drives one iteration in `K + 1` calls:
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -25,13 +26,19 @@ from ray.rllib.connectors.learner import (
 )
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import (
+    TorchCategorical,
+    TorchDiagGaussian,
+)
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.core.models.base import ENCODER_OUT, ActorCriticEncoder
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ALL_MODULES
 
 from rllib_maml import functional as F
+from rllib_maml import trpo
 from rllib_maml.maml import (
     LEARNER_RESULTS_INNER_KL_COEFF_KEY,
     LEARNER_RESULTS_INNER_KL_KEY,
@@ -48,21 +55,22 @@ logger = logging.getLogger(__name__)
 # Learner state key under which the inner-KL coefficients are checkpointed.
 INNER_KL_COEFFS_STATE_KEY = "maml_inner_kl_coeffs"
 
-# Columns of a per-task batch.
-TASK_BATCH_COLUMNS = (
-    Columns.OBS,
-    Columns.ACTIONS,
-    Columns.ACTION_LOGP,
-    Columns.ACTION_DIST_INPUTS,
-    Postprocessing.ADVANTAGES,
-    Postprocessing.VALUE_TARGETS,
-)
+VALUE_TARGETS = Postprocessing.VALUE_TARGETS
+# functional.py's step-data keys -> the learner connector's columns.
+_COLUMNS = {
+    F.OBS: Columns.OBS,
+    F.ACTIONS: Columns.ACTIONS,
+    F.BEHAVIOR_LOGP: Columns.ACTION_LOGP,
+    F.BEHAVIOR_INPUTS: Columns.ACTION_DIST_INPUTS,
+    F.ADVANTAGES: Postprocessing.ADVANTAGES,
+    VALUE_TARGETS: Postprocessing.VALUE_TARGETS,
+}
 
-TaskBatch = dict[str, torch.Tensor]
+TaskData = dict[str, torch.Tensor]  # functional.py's step-data keys + value targets
 
 
 class MAMLTorchLearner(TorchLearner):
-    """Torch learner for MAML (second- or first-order, ProMP meta-objective)."""
+    """Torch learner for MAML: inner steps, ProMP or TRPO meta-update."""
 
     @override(TorchLearner)
     def build(self) -> None:
@@ -94,10 +102,38 @@ class MAMLTorchLearner(TorchLearner):
                 name == attr or name.startswith(attr + ".") for attr in non_inference
             )
         ]
+        dist_cls = module.get_train_action_dist_cls()
+        if issubclass(dist_cls, TorchDiagGaussian):
+            self._logp, self._kl = F.diag_gaussian_logp, F.diag_gaussian_kl
+        elif issubclass(dist_cls, TorchCategorical):
+            self._logp, self._kl = F.categorical_logp, F.categorical_kl
+        else:
+            raise TypeError(
+                f"MAML supports Box (diagonal Gaussian) and Discrete (categorical) "
+                f"action spaces, got action distribution {dist_cls.__name__} for "
+                f"action space {module.action_space}."
+            )
+        self._policy_path = self._actor_only_path(module)
         self.inner_kl_coeffs = [
             float(self.config.kl_coeff)
         ] * self.config.inner_adaptation_steps
         self._reset_iteration_data()
+
+    @staticmethod
+    def _actor_only_path(module):
+        """(actor encoder, its parameter prefix, policy head) of RLlib's default
+        PPO module, or None for modules of other shapes."""
+        encoder = getattr(module, "encoder", None)
+        head = getattr(module, "pi", None)
+        if (
+            not isinstance(encoder, ActorCriticEncoder)
+            or head is None
+            or module.is_stateful()
+        ):
+            return None
+        if encoder.config.shared:
+            return encoder.encoder, "encoder.encoder.", head
+        return encoder.actor_encoder, "encoder.actor_encoder.", head
 
     @classmethod
     @override(TorchLearner)
@@ -108,15 +144,15 @@ class MAMLTorchLearner(TorchLearner):
         return self.module[DEFAULT_MODULE_ID].unwrapped()
 
     def _reset_iteration_data(self) -> None:
-        # steps[k][task_index] -> TaskBatch sampled at adaptation step k.
-        self._steps: list[dict[int, TaskBatch]] = []
+        # steps[k][task_index] -> TaskData sampled at adaptation step k.
+        self._steps: list[dict[int, TaskData]] = []
         # task_index -> detached adapted policy params (after the latest step).
         self._adapted: dict[int, F.Params] = {}
 
     # ------------------------------------------------------------------ data
     def _episodes_to_task_batches(
         self, episodes_by_task: dict[int, list]
-    ) -> dict[int, TaskBatch]:
+    ) -> dict[int, TaskData]:
         """Runs the learner connector once over all tasks' episodes, then splits.
 
         Advantages are standardized per task (as in the MAML/ProMP references),
@@ -134,48 +170,47 @@ class MAMLTorchLearner(TorchLearner):
             metrics=self.metrics,
         )[DEFAULT_MODULE_ID]
         mask = batch[Columns.LOSS_MASK].bool()
-        columns = {c: batch[c][mask] for c in TASK_BATCH_COLUMNS}
-        if columns[Columns.OBS].shape[0] != sum(rows_per_task):
+        columns = {key: batch[col][mask] for key, col in _COLUMNS.items()}
+        if columns[F.OBS].shape[0] != sum(rows_per_task):
             raise RuntimeError(
                 "Learner connector output has "
-                f"{columns[Columns.OBS].shape[0]} rows for {sum(rows_per_task)} "
+                f"{columns[F.OBS].shape[0]} rows for {sum(rows_per_task)} "
                 "sampled timesteps; MAML needs one row per timestep."
             )
-        splits = {c: torch.split(v, rows_per_task) for c, v in columns.items()}
+        splits = {key: torch.split(v, rows_per_task) for key, v in columns.items()}
         task_batches = {}
         for i, task in enumerate(task_ids):
-            tb = {c: splits[c][i] for c in TASK_BATCH_COLUMNS}
-            adv = tb[Postprocessing.ADVANTAGES]
-            tb[Postprocessing.ADVANTAGES] = (adv - adv.mean()) / adv.std(
-                unbiased=False
-            ).clamp_min(1e-4)
-            task_batches[task] = tb
+            data = {key: splits[key][i] for key in _COLUMNS}
+            adv = data[F.ADVANTAGES]
+            data[F.ADVANTAGES] = (adv - adv.mean()) / adv.std(unbiased=False).clamp_min(
+                1e-4
+            )
+            data[F.MASK] = torch.ones_like(adv)
+            task_batches[task] = data
         return task_batches
 
     # ---------------------------------------------------------- policy math
-    def _action_dist_and_logp(self, params: F.Params, batch: TaskBatch):
-        module = self._maml_module()
-        out = torch.func.functional_call(
-            module, params, ({Columns.OBS: batch[Columns.OBS]},)
-        )
-        dist = module.get_train_action_dist_cls().from_logits(
-            out[Columns.ACTION_DIST_INPUTS]
-        )
-        return dist, dist.logp(batch[Columns.ACTIONS])
+    def policy_inputs(self, params: F.Params, obs: torch.Tensor) -> torch.Tensor:
+        """Action-distribution inputs of the policy with `params` swapped in.
 
-    def _behavior_dist(self, batch: TaskBatch):
-        return (
-            self._maml_module()
-            .get_exploration_action_dist_cls()
-            .from_logits(batch[Columns.ACTION_DIST_INPUTS])
-        )
-
-    def inner_loss(self, logp: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
-        """The inner policy-gradient loss (`inner_loss` setting) of one task."""
-        advantages = batch[Postprocessing.ADVANTAGES]
-        if self.config.inner_loss == "vpg":
-            return F.vpg_loss(logp, advantages)
-        return F.lvc_loss(logp, batch[Columns.ACTION_LOGP], advantages)
+        For RLlib's default (PPO) module this runs the actor encoder and the
+        policy head only; other modules run their whole `forward_train`.
+        """
+        if self._policy_path is None:
+            out = torch.func.functional_call(
+                self._maml_module(), params, ({Columns.OBS: obs},)
+            )
+            return out[Columns.ACTION_DIST_INPUTS]
+        encoder, encoder_prefix, head = self._policy_path
+        n = len(encoder_prefix)
+        encoder_params = {
+            k[n:]: v for k, v in params.items() if k.startswith(encoder_prefix)
+        }
+        head_params = {k[3:]: v for k, v in params.items() if k.startswith("pi.")}
+        hidden = torch.func.functional_call(
+            encoder, encoder_params, ({Columns.OBS: obs},)
+        )[ENCODER_OUT]
+        return torch.func.functional_call(head, head_params, (hidden,))
 
     def meta_policy_params(self) -> F.Params:
         """The meta-parameters the inner loop adapts (the policy's), by name."""
@@ -188,6 +223,49 @@ class MAMLTorchLearner(TorchLearner):
         for name, value in (params or {}).items():
             state[name] = value.detach().cpu().numpy()
         return state
+
+    def _task_terms_fn(self, config: MAMLConfig):
+        return functools.partial(
+            F.task_meta_terms,
+            policy=self.policy_inputs,
+            logp=self._logp,
+            kl=self._kl,
+            inner_lr=config.inner_lr,
+            inner_loss=config.inner_loss,
+            first_order=config.meta_gradient == "first_order",
+            clip_param=config.clip_param,
+        )
+
+    def meta_terms(
+        self, theta: F.Params, steps: list[dict[int, TaskData]], config: MAMLConfig
+    ) -> dict[str, Any]:
+        """`task_meta_terms` for every task: one vmap call, or a loop.
+
+        Returns the per-task terms stacked over tasks (`post_inputs` stays a
+        padded tensor when batched, a list per task otherwise).
+        """
+        task_ids = sorted(steps[0])
+        fn = self._task_terms_fn(config)
+        if config.batched_meta_loss:
+            padded = [F.pad_tasks([step[t] for t in task_ids]) for step in steps]
+            return torch.func.vmap(fn, in_dims=(None, 0))(theta, padded)
+        per_task = [fn(theta, [step[t] for step in steps]) for t in task_ids]
+        return {
+            key: (
+                [terms[key] for terms in per_task]
+                if key == "post_inputs"
+                else torch.stack([terms[key] for terms in per_task])
+            )
+            for key in per_task[0]
+        }
+
+    def value_loss(self, steps: list[dict[int, TaskData]]) -> torch.Tensor:
+        """Regression of the value function to the GAE targets of all steps."""
+        data = [d for step in steps for d in step.values()]
+        obs = torch.cat([d[F.OBS] for d in data])
+        targets = torch.cat([d[VALUE_TARGETS] for d in data])
+        values = self._maml_module().compute_values({Columns.OBS: obs})
+        return torch.mean((values - targets) ** 2)
 
     # ------------------------------------------------------------ the calls
     def add_adaptation_data(
@@ -213,15 +291,24 @@ class MAMLTorchLearner(TorchLearner):
 
         weights, inner_losses = {}, []
         theta = self.meta_policy_params()
-        for task, batch in task_batches.items():
-            start = self._adapted.get(task, theta)
-            params = {n: p.detach().requires_grad_(True) for n, p in start.items()}
-            _, logp = self._action_dist_and_logp(params, batch)
-            loss = self.inner_loss(logp, batch)
-            adapted = F.inner_step(params, loss, self.config.inner_lr, first_order=True)
+        for task, data in task_batches.items():
+            start = {n: p.detach() for n, p in self._adapted.get(task, theta).items()}
+
+            def loss_fn(params, data=data):
+                return F.inner_objective(
+                    params,
+                    data,
+                    policy=self.policy_inputs,
+                    logp=self._logp,
+                    inner_loss=self.config.inner_loss,
+                )
+
+            adapted = F.inner_step(
+                start, loss_fn, self.config.inner_lr, first_order=True
+            )
             self._adapted[task] = {n: p.detach() for n, p in adapted.items()}
             weights[task] = self.inference_weights(self._adapted[task])
-            inner_losses.append(loss.item())
+            inner_losses.append(loss_fn(start).item())
         self.metrics.log_value(
             (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_LOSS_KEY}_{step}"),
             float(np.mean(inner_losses)),
@@ -235,10 +322,10 @@ class MAMLTorchLearner(TorchLearner):
         *,
         module_id: str,
         config: MAMLConfig,
-        batch: list[dict[int, TaskBatch]],
+        batch: list[dict[int, TaskData]],
         fwd_out: Any = None,
     ) -> torch.Tensor:
-        """The ProMP meta-objective (Rothfuss et al. 2019, Eq. 10) plus value loss.
+        """ProMP's meta-objective (Rothfuss et al. 2019, Eq. 10) plus value loss.
 
         `batch[k][task]` holds the data sampled at adaptation step k. For each
         task the K inner steps are replayed from the current meta-parameters
@@ -246,53 +333,19 @@ class MAMLTorchLearner(TorchLearner):
         surrogate is taken on the step-K (post-adaptation) data, and each inner
         step k adds `inner_kl_coeffs[k] * KL(pi_behavior_k || pi_k)` on step-k data.
         """
-        K = config.inner_adaptation_steps
-        first_order = config.meta_gradient == "first_order"
-        task_ids = sorted(batch[0])
-        theta = self.meta_policy_params()
-        surrogate_losses, inner_kls = [], [[] for _ in range(K)]
-        for task in task_ids:
-            params = theta
-            for k in range(K):
-                step_batch = batch[k][task]
-                dist, logp = self._action_dist_and_logp(params, step_batch)
-                inner_kls[k].append(self._behavior_dist(step_batch).kl(dist).mean())
-                params = F.inner_step(
-                    params,
-                    self.inner_loss(logp, step_batch),
-                    config.inner_lr,
-                    first_order=first_order,
-                )
-            post = batch[K][task]
-            _, logp = self._action_dist_and_logp(params, post)
-            surrogate_losses.append(
-                F.ppo_clip_loss(
-                    logp,
-                    post[Columns.ACTION_LOGP],
-                    post[Postprocessing.ADVANTAGES],
-                    config.clip_param,
-                )
-            )
-        policy_loss = torch.stack(surrogate_losses).mean()
-        kls = [torch.stack(step_kls).mean() for step_kls in inner_kls]
-        kl_penalty = sum(c * kl for c, kl in zip(self.inner_kl_coeffs, kls))
-
-        # Value function: regression to the GAE value targets of all steps.
-        module = self._maml_module()
-        obs = torch.cat([tb[Columns.OBS] for step in batch for tb in step.values()])
-        targets = torch.cat(
-            [tb[Postprocessing.VALUE_TARGETS] for step in batch for tb in step.values()]
-        )
-        vf_loss = torch.mean((module.compute_values({Columns.OBS: obs}) - targets) ** 2)
-
-        total = policy_loss + kl_penalty + config.vf_loss_coeff * vf_loss
-        self._last_inner_kls = [kl.item() for kl in kls]
+        terms = self.meta_terms(self.meta_policy_params(), batch, config)
+        policy_loss = terms["ppo_surrogate"].mean()
+        kls = terms["inner_kls"].mean(0)
+        coeffs = torch.tensor(self.inner_kl_coeffs, dtype=kls.dtype, device=kls.device)
+        vf_loss = self.value_loss(batch)
+        total = policy_loss + (coeffs * kls).sum() + config.vf_loss_coeff * vf_loss
+        self._last_inner_kls = kls.tolist()
         self.metrics.log_dict(
             {
                 LEARNER_RESULTS_META_LOSS_KEY: total.item(),
                 LEARNER_RESULTS_POLICY_LOSS_KEY: policy_loss.item(),
                 LEARNER_RESULTS_VF_LOSS_KEY: vf_loss.item(),
-                LEARNER_RESULTS_NUM_TASKS_KEY: len(task_ids),
+                LEARNER_RESULTS_NUM_TASKS_KEY: len(batch[0]),
             },
             key=module_id,
             window=1,
@@ -302,14 +355,22 @@ class MAMLTorchLearner(TorchLearner):
     @override(TorchLearner)
     def compute_gradients(self, loss_per_module, **kwargs):
         grads = super().compute_gradients(loss_per_module, **kwargs)
-        # Parameters outside the loss (none in the default module) get no step.
+        # Parameters outside the loss (the policy in TRPO's value step) get no step.
         return {pid: g for pid, g in grads.items() if g is not None}
 
-    def meta_update(self, *, timesteps: dict[str, Any]) -> dict:
-        """`maml_optimizer_steps` optimizer steps on this iteration's data.
+    def _optimizer_step(self, loss: torch.Tensor) -> None:
+        """The Learner's update path: gradients, grad_clip, optimizer step."""
+        gradients = self.compute_gradients({DEFAULT_MODULE_ID: loss})
+        gradients = self.postprocess_gradients(gradients)
+        self.apply_gradients(gradients)
 
-        Then adapts each inner step's KL coefficient to `kl_target` and returns
-        the reduced learner metrics.
+    def meta_update(self, *, timesteps: dict[str, Any]) -> dict:
+        """The meta-update on this iteration's data; returns the learner metrics.
+
+        "ppo": `maml_optimizer_steps` optimizer steps on the ProMP objective,
+        then each inner step's KL coefficient moves towards `kl_target`.
+        "trpo": one trust-region step of the policy, then
+        `maml_optimizer_steps` optimizer steps on the value loss.
         """
         K = self.config.inner_adaptation_steps
         if len(self._steps) != K + 1:
@@ -319,32 +380,36 @@ class MAMLTorchLearner(TorchLearner):
             )
         self.before_gradient_based_update(timesteps=timesteps)
         self._weights_seq_no += 1
-        for _ in range(self.config.maml_optimizer_steps):
-            loss = self.compute_loss_for_module(
-                module_id=DEFAULT_MODULE_ID,
-                config=self.config,
-                batch=self._steps,
+        if self.config.outer_optimizer == "trpo":
+            self._trpo_update()
+            for _ in range(self.config.maml_optimizer_steps):
+                loss = self.value_loss(self._steps)
+                self._optimizer_step(loss)
+            self.metrics.log_value(
+                (DEFAULT_MODULE_ID, LEARNER_RESULTS_VF_LOSS_KEY), loss.item(), window=1
             )
-            gradients = self.compute_gradients({DEFAULT_MODULE_ID: loss})
-            gradients = self.postprocess_gradients(gradients)
-            self.apply_gradients(gradients)
-
-        for k, kl in enumerate(self._last_inner_kls):
-            self.inner_kl_coeffs[k] = F.update_kl_coeff(
-                self.inner_kl_coeffs[k], kl, self.config.kl_target
-            )
-            self.metrics.log_dict(
-                {
-                    f"{LEARNER_RESULTS_INNER_KL_KEY}_{k}": kl,
-                    f"{LEARNER_RESULTS_INNER_KL_COEFF_KEY}_{k}": self.inner_kl_coeffs[
-                        k
-                    ],
-                },
-                key=DEFAULT_MODULE_ID,
-                window=1,
-            )
+        else:
+            for _ in range(self.config.maml_optimizer_steps):
+                loss = self.compute_loss_for_module(
+                    module_id=DEFAULT_MODULE_ID, config=self.config, batch=self._steps
+                )
+                self._optimizer_step(loss)
+            for k, kl in enumerate(self._last_inner_kls):
+                self.inner_kl_coeffs[k] = F.update_kl_coeff(
+                    self.inner_kl_coeffs[k], kl, self.config.kl_target
+                )
+                self.metrics.log_dict(
+                    {
+                        f"{LEARNER_RESULTS_INNER_KL_KEY}_{k}": kl,
+                        f"{LEARNER_RESULTS_INNER_KL_COEFF_KEY}_{k}": (
+                            self.inner_kl_coeffs[k]
+                        ),
+                    },
+                    key=DEFAULT_MODULE_ID,
+                    window=1,
+                )
         num_steps = sum(
-            tb[Columns.OBS].shape[0] for step in self._steps for tb in step.values()
+            d[F.OBS].shape[0] for step in self._steps for d in step.values()
         )
         self.metrics.log_value(
             (ALL_MODULES, "num_env_steps_trained_lifetime"),
@@ -357,6 +422,65 @@ class MAMLTorchLearner(TorchLearner):
         self.after_gradient_based_update(timesteps=timesteps)
         self._reset_iteration_data()
         return self.metrics.reduce()
+
+    def _trpo_update(self) -> None:
+        """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
+
+        The trust region is the KL between the adapted policies before and after
+        the update, both functions of the meta-parameters through the inner steps.
+        """
+        config = self.config
+        theta = self.meta_policy_params()
+        steps = [dict(step) for step in self._steps]
+        terms = self.meta_terms(theta, steps, config)
+        old = terms["post_inputs"]
+        task_ids = sorted(steps[-1])
+        for i, task in enumerate(task_ids):
+            length = steps[-1][task][F.MASK].shape[0]
+            steps[-1][task] = {
+                **steps[-1][task],
+                F.OLD_POST_INPUTS: old[i][:length].detach(),
+            }
+
+        def loss_fn(params):
+            return self.meta_terms(params, steps, config)["ratio_surrogate"].mean()
+
+        def kl_fn(params):
+            return self.meta_terms(params, steps, config)["post_kl"].mean()
+
+        new_params, info = trpo.trpo_step(
+            theta,
+            loss_fn,
+            kl_fn,
+            max_kl=config.max_kl,
+            cg_iters=config.cg_iters,
+            cg_damping=config.cg_damping,
+            line_search_steps=config.line_search_steps,
+            backtrack_ratio=config.backtrack_ratio,
+        )
+        with torch.no_grad():
+            for name, param in theta.items():
+                param.copy_(new_params[name])
+        self.metrics.log_dict(
+            {
+                LEARNER_RESULTS_META_LOSS_KEY: info.loss_after,
+                LEARNER_RESULTS_POLICY_LOSS_KEY: info.loss_after,
+                "trpo_surrogate_before": info.loss_before,
+                "trpo_kl": info.kl,
+                "trpo_step_accepted": float(info.accepted),
+                "trpo_step_fraction": info.step_fraction,
+                "trpo_line_search_steps": info.line_search_steps,
+                LEARNER_RESULTS_NUM_TASKS_KEY: len(task_ids),
+            },
+            key=DEFAULT_MODULE_ID,
+            window=1,
+        )
+        # Inner KLs of the updated meta-policy (at the old one they are 0).
+        inner_kls = self.meta_terms(theta, self._steps, config)["inner_kls"]
+        for k, kl in enumerate(inner_kls.mean(0).tolist()):
+            self.metrics.log_value(
+                (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_KL_KEY}_{k}"), kl, window=1
+            )
 
     # ---------------------------------------------------------- checkpoints
     @override(TorchLearner)

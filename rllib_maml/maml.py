@@ -63,6 +63,7 @@ LEARNER_RESULTS_INNER_LOSS_KEY = "inner_loss"
 
 INNER_LOSSES = ("lvc", "vpg")
 META_GRADIENTS = ("second_order", "first_order")
+OUTER_OPTIMIZERS = ("ppo", "trpo")
 
 
 def episode_return_mean_adapt_key(step: int) -> str:
@@ -109,6 +110,16 @@ class MAMLConfig(AlgorithmConfig):
         self.kl_target = 0.01
         self.vf_loss_coeff = 0.5
         self.lambda_ = 1.0
+        # Outer optimizer: ProMP's clipped objective, or TRPO as in the MAML
+        # paper (trust-region settings of pytorch-maml-rl / the MAML code).
+        self.outer_optimizer = "ppo"
+        self.max_kl = 0.01
+        self.cg_iters = 10
+        self.cg_damping = 1e-5
+        self.line_search_steps = 15
+        self.backtrack_ratio = 0.8
+        # One vmap-ed pass over all tasks (True) or a Python loop over tasks.
+        self.batched_meta_loss = True
         self.lr = 1e-3
         self.gamma = 0.99
         self.num_env_runners = 2
@@ -136,6 +147,13 @@ class MAMLConfig(AlgorithmConfig):
         kl_target: float | None = NotProvided,
         vf_loss_coeff: float | None = NotProvided,
         lambda_: float | None = NotProvided,
+        outer_optimizer: str | None = NotProvided,
+        max_kl: float | None = NotProvided,
+        cg_iters: int | None = NotProvided,
+        cg_damping: float | None = NotProvided,
+        line_search_steps: int | None = NotProvided,
+        backtrack_ratio: float | None = NotProvided,
+        batched_meta_loss: bool | None = NotProvided,
         **kwargs,
     ) -> MAMLConfig:
         """Sets the training-related configuration.
@@ -162,6 +180,17 @@ class MAMLConfig(AlgorithmConfig):
             vf_loss_coeff: Weight of the value-function loss.
             lambda_: GAE lambda of the advantages (1.0: Monte-Carlo returns
                 minus the value baseline).
+            outer_optimizer: "ppo" (ProMP: clipped surrogate plus inner-KL
+                penalty, `maml_optimizer_steps` Adam steps) or "trpo" (MAML
+                paper: one natural-gradient step in a KL trust region through
+                the inner steps; the value function still takes Adam steps).
+            max_kl: TRPO trust-region size (KL of the adapted policies).
+            cg_iters: TRPO conjugate-gradient iterations.
+            cg_damping: TRPO damping added to the Fisher-vector product.
+            line_search_steps: TRPO backtracking line-search tries.
+            backtrack_ratio: TRPO step shrink factor per line-search try.
+            batched_meta_loss: Compute the meta-objective for all tasks in one
+                `torch.func.vmap` pass (True) or in a loop over tasks (False).
             **kwargs: Forwarded to `AlgorithmConfig.training()` (lr, gamma,
                 grad_clip, ...).
 
@@ -182,6 +211,13 @@ class MAMLConfig(AlgorithmConfig):
             ("kl_target", kl_target),
             ("vf_loss_coeff", vf_loss_coeff),
             ("lambda_", lambda_),
+            ("outer_optimizer", outer_optimizer),
+            ("max_kl", max_kl),
+            ("cg_iters", cg_iters),
+            ("cg_damping", cg_damping),
+            ("line_search_steps", line_search_steps),
+            ("backtrack_ratio", backtrack_ratio),
+            ("batched_meta_loss", batched_meta_loss),
         ):
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -257,6 +293,8 @@ class MAMLConfig(AlgorithmConfig):
             ("episodes_per_task", 20),
             ("inner_adaptation_steps", 1),
             ("maml_optimizer_steps", 5),
+            ("cg_iters", 10),
+            ("line_search_steps", 15),
         ):
             value = getattr(self, name)
             if (
@@ -274,6 +312,8 @@ class MAMLConfig(AlgorithmConfig):
             ("kl_target", 0.01, 0.0, False),
             ("kl_coeff", 0.0005, 0.0, True),
             ("vf_loss_coeff", 0.5, 0.0, True),
+            ("max_kl", 0.01, 0.0, False),
+            ("cg_damping", 1e-5, 0.0, True),
         ):
             value = getattr(self, name)
             ok = isinstance(value, (int, float, np.floating)) and (
@@ -289,6 +329,17 @@ class MAMLConfig(AlgorithmConfig):
             self._value_error(
                 f"`lambda_` must be in [0, 1], got {self.lambda_!r}. Set "
                 "`config.training(lambda_=1.0)`."
+            )
+        if not 0.0 < self.backtrack_ratio < 1.0:
+            self._value_error(
+                f"`backtrack_ratio` must be in (0, 1), got {self.backtrack_ratio!r}. "
+                "Set `config.training(backtrack_ratio=0.8)`."
+            )
+        if self.outer_optimizer not in OUTER_OPTIMIZERS:
+            self._value_error(
+                f"`outer_optimizer` must be one of {OUTER_OPTIMIZERS}, got "
+                f"{self.outer_optimizer!r}. Set "
+                "`config.training(outer_optimizer='ppo')`."
             )
         if self.inner_loss not in INNER_LOSSES:
             self._value_error(

@@ -39,7 +39,7 @@ def count_sampled_steps(monkeypatch):
     return counted
 
 
-def assert_finite_metrics(result, num_steps):
+def assert_finite_metrics(result, num_steps, outer_optimizer="ppo"):
     runners = result["env_runners"]
     keys = ["episode_return_mean"] + [
         f"episode_return_mean_adapt_{k}" for k in range(1, num_steps + 1)
@@ -49,11 +49,13 @@ def assert_finite_metrics(result, num_steps):
     delta = runners[keys[-1]] - runners[keys[0]]
     assert result["adaptation_delta"] == pytest.approx(delta)
     learner = result["learners"]["default_policy"]
-    for key in (
-        ["meta_loss", "policy_loss", "vf_loss"]
-        + [f"inner_kl_{k}" for k in range(num_steps)]
-        + [f"inner_kl_coeff_{k}" for k in range(num_steps)]
-    ):
+    keys = ["meta_loss", "policy_loss", "vf_loss"]
+    keys += [f"inner_kl_{k}" for k in range(num_steps)]
+    if outer_optimizer == "ppo":
+        keys += [f"inner_kl_coeff_{k}" for k in range(num_steps)]
+    else:
+        keys += ["trpo_kl", "trpo_step_accepted"]
+    for key in keys:
         assert math.isfinite(learner[key]), key
     assert result["num_tasks"] == learner["num_tasks"]
 
@@ -190,5 +192,28 @@ def test_tune_two_trials_grid_search(ray_session, tmp_path):
     algo = MAML.from_checkpoint(results[0].checkpoint.path)
     try:
         assert math.isfinite(algo.train()["adaptation_delta"])
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("outer_optimizer", ["ppo", "trpo"])
+@pytest.mark.parametrize("meta_gradient", ["second_order", "first_order"])
+@pytest.mark.parametrize("inner_loss", ["lvc", "vpg"])
+def test_every_variant_trains_with_two_inner_steps(
+    ray_session, outer_optimizer, meta_gradient, inner_loss
+):
+    config = small_config(
+        num_env_runners=1,
+        meta_batch_size=3,
+        inner_adaptation_steps=2,
+        outer_optimizer=outer_optimizer,
+        meta_gradient=meta_gradient,
+        inner_loss=inner_loss,
+    )
+    algo = config.build_algo()
+    try:
+        for _ in range(2):
+            result = algo.train()
+            assert_finite_metrics(result, num_steps=2, outer_optimizer=outer_optimizer)
     finally:
         algo.stop()

@@ -1,0 +1,97 @@
+"""TRPO pieces against known answers (float64)."""
+
+import pytest
+import torch
+
+from rllib_maml import trpo
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(6, 6, generator=g)
+    A = m @ m.T + 0.5 * torch.eye(6)
+    b = torch.randn(6, generator=g)
+    x = trpo.conjugate_gradient(lambda v: A @ v, b, iterations=6)
+    torch.testing.assert_close(x, torch.linalg.solve(A, b), rtol=1e-8, atol=1e-8)
+
+
+def quadratic_problem():
+    """Loss linear in w; KL(w0 || w) = 0.5 (w - w0)^T F (w - w0) (a Gaussian's KL)."""
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn(4, 4, generator=g)
+    fisher = m @ m.T + torch.eye(4)
+    c = torch.randn(4, generator=g)
+    w0 = torch.randn(4, generator=g)
+
+    def loss_fn(p):
+        return c @ p["w"]
+
+    def kl_fn(p):
+        d = p["w"] - w0
+        return 0.5 * d @ fisher @ d
+
+    return fisher, c, w0, loss_fn, kl_fn
+
+
+def test_accepted_step_is_the_natural_gradient_on_the_kl_boundary():
+    fisher, c, w0, loss_fn, kl_fn = quadratic_problem()
+    params = {"w": w0.clone().requires_grad_(True)}
+    # A tiny damping keeps the full step just inside the boundary (the check
+    # is strict: KL <= max_kl).
+    new, info = trpo.trpo_step(
+        params, loss_fn, kl_fn, max_kl=0.01, cg_iters=10, cg_damping=1e-9
+    )
+    assert info.accepted and info.step_fraction == 1.0
+    # Closed form: w0 - sqrt(2 max_kl / (c^T F^-1 c)) F^-1 c.
+    nat = torch.linalg.solve(fisher, c)
+    expected = w0 - torch.sqrt(2 * 0.01 / (c @ nat)) * nat
+    torch.testing.assert_close(new["w"], expected, rtol=1e-6, atol=1e-8)
+    assert kl_fn(new).item() <= 0.01 + 1e-9
+    assert loss_fn(new).item() < loss_fn({"w": w0}).item()
+
+
+def test_line_search_backs_off_when_the_full_step_violates_the_constraint():
+    fisher, c, w0, loss_fn, _ = quadratic_problem()
+    alpha = 300.0
+
+    def kl_fn(p):  # quadratic model plus a quartic term the model does not see
+        d = p["w"] - w0
+        q = 0.5 * d @ fisher @ d
+        return q + alpha * q**2
+
+    params = {"w": w0.clone().requires_grad_(True)}
+    new, info = trpo.trpo_step(
+        params, loss_fn, kl_fn, max_kl=0.01, cg_damping=0.0, backtrack_ratio=0.8
+    )
+    # The full step has q = max_kl; fraction f scales q by f^2. Expect the first
+    # f = 0.8^k with q + alpha q^2 <= max_kl.
+    k = 0
+    while (q := 0.01 * 0.8 ** (2 * k)) + alpha * q**2 > 0.01:
+        k += 1
+    assert k >= 1  # the full step really violates the constraint
+    assert info.accepted
+    assert info.step_fraction == pytest.approx(0.8**k)
+    assert info.line_search_steps == k + 1
+    assert kl_fn(new).item() <= 0.01
+    assert loss_fn(new).item() < loss_fn({"w": w0}).item()
+
+
+def test_no_step_when_nothing_improves():
+    fisher, c, w0, _, kl_fn = quadratic_problem()
+
+    def loss_fn(p):  # descent direction at w0, but any step of this size loses
+        d = p["w"] - w0
+        return c @ d + 1e6 * (d @ d)
+
+    params = {"w": w0.clone().requires_grad_(True)}
+    new, info = trpo.trpo_step(params, loss_fn, kl_fn, max_kl=0.01, line_search_steps=5)
+    assert not info.accepted and info.line_search_steps == 5
+    torch.testing.assert_close(new["w"], w0)
