@@ -18,6 +18,12 @@ setup(
     ],
     extras_require={
         "mujoco": ["mujoco>=3.0", "gymnasium[mujoco]"],
-        "dev": ["pytest>=8", "ruff==0.17.6", "pre-commit"],
+        "dev": [
+            "pytest>=8",
+            "ruff==0.17.6",
+            "pre-commit",
+            "mujoco>=3.0",
+            "gymnasium[mujoco]",
+        ],
     },
 )

@@ -49,9 +49,7 @@ def sampled_learner(env: str, num_tasks: int, episodes: int, envs_per_runner: in
     config.validate()
     runner = SingleAgentEnvRunner(config=config)
     learner = config.build_learner(env=runner.env)
-    task_env = rllib_maml.envs.make_env(
-        rllib_maml.envs.ENV_CLASSES[env.split("/")[1]], False
-    )
+    task_env = rllib_maml.envs.make_env(env, oracle=False)
     task_env.reset(seed=0)
     tasks = task_env.sample_tasks(num_tasks)
     meta = learner.inference_weights()

@@ -7,7 +7,9 @@ under the `rllib_maml/` namespace (e.g. `rllib_maml/Navigation2D-v0`).
 from rllib_maml.envs import (
     CartPoleMassEnv,
     MetaEnv,
+    MountainCarContinuousMetaEnv,
     Navigation2DEnv,
+    ParameterizedCartPoleEnv,
     PendulumMassEnv,
     check_meta_env,
     register_envs,
@@ -26,6 +28,8 @@ __all__ = [
     "Navigation2DEnv",
     "CartPoleMassEnv",
     "PendulumMassEnv",
+    "MountainCarContinuousMetaEnv",
+    "ParameterizedCartPoleEnv",
     "check_meta_env",
     "register_envs",
     "registered_env_names",

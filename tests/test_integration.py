@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rllib_maml import MAML, MAMLConfig, sampling
+from rllib_maml import MAML, MAMLConfig, registered_env_names, sampling
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +217,31 @@ def test_every_variant_trains_with_two_inner_steps(
             assert_finite_metrics(result, num_steps=2, outer_optimizer=outer_optimizer)
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("env_id", registered_env_names())
+def test_one_iteration_on_every_registered_env(ray_session, env_id):
+    config = (
+        small_config(num_env_runners=1, meta_batch_size=2, episodes_per_task=2)
+        .environment(env_id, env_config={"horizon": 50})
+        .rl_module(model_config={"fcnet_hiddens": [32, 32]})
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        assert_finite_metrics(result, num_steps=1)
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] <= 2 * 2 * 2 * 50
+    finally:
+        algo.stop()
+
+
+def test_custom_meta_env_example_trains(ray_session):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "custom_meta_env.py"
+    spec = importlib.util.spec_from_file_location("custom_meta_env", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    results = example.main(iterations=6)
+    assert np.mean([r["adaptation_delta"] for r in results[-3:]]) > 0

@@ -5,13 +5,7 @@ import torch
 
 from rllib_maml import trpo
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def test_conjugate_gradient_solves_spd_system():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import importlib
 
 import gymnasium as gym
 
@@ -13,39 +13,66 @@ from rllib_maml.envs.base import (
     missing_task_methods,
     sample_tasks_checked,
 )
-from rllib_maml.envs.classic_control import CartPoleMassEnv, PendulumMassEnv
+from rllib_maml.envs.classic_control import (
+    CartPoleMassEnv,
+    MountainCarContinuousMetaEnv,
+    ParameterizedCartPoleEnv,
+    PendulumMassEnv,
+)
 from rllib_maml.envs.navigation import Navigation2DEnv
 
 NAMESPACE = "rllib_maml"
 
-# Registered name (without namespace) -> env class. Each also gets an
+# Registered name (without namespace) -> "module:Class". Each also gets an
 # `...Oracle-v0` variant with the task parameters appended to the observation.
-ENV_CLASSES: dict[str, type[MetaEnv]] = {
-    "Navigation2D-v0": Navigation2DEnv,
-    "CartPoleMass-v0": CartPoleMassEnv,
-    "PendulumMass-v0": PendulumMassEnv,
+# Classes import lazily, so the MuJoCo ones need mujoco only when made.
+ENV_SPECS: dict[str, str] = {
+    "Navigation2D-v0": "rllib_maml.envs.navigation:Navigation2DEnv",
+    "CartPoleMass-v0": "rllib_maml.envs.classic_control:CartPoleMassEnv",
+    "PendulumMass-v0": "rllib_maml.envs.classic_control:PendulumMassEnv",
+    "MountainCarContinuousMeta-v0": (
+        "rllib_maml.envs.classic_control:MountainCarContinuousMetaEnv"
+    ),
+    "ParameterizedCartPole-v0": (
+        "rllib_maml.envs.classic_control:ParameterizedCartPoleEnv"
+    ),
+    "HalfCheetahRandDirec-v0": "rllib_maml.envs.locomotion:HalfCheetahRandDirecEnv",
+    "HalfCheetahRandVel-v0": "rllib_maml.envs.locomotion:HalfCheetahRandVelEnv",
+    "HalfCheetahBackward-v0": "rllib_maml.envs.locomotion:HalfCheetahBackwardEnv",
+    "AntRandGoal-v0": "rllib_maml.envs.locomotion:AntRandGoalEnv",
+    "AntRandDirec-v0": "rllib_maml.envs.locomotion:AntRandDirecEnv",
+    "AntRandVel-v0": "rllib_maml.envs.locomotion:AntRandVelEnv",
 }
+MUJOCO_ENVS = tuple(name for name, path in ENV_SPECS.items() if "locomotion" in path)
 
 
-def make_env(cls: type[MetaEnv], oracle: bool, config: dict | None = None) -> MetaEnv:
-    """Builds `cls(config)`, with the task appended to observations if `oracle`."""
+def env_class(name: str) -> type[MetaEnv]:
+    """The class of a shipped env, by registered name (with or without namespace)."""
+    name = name.split("/")[-1].replace("Oracle-", "-")
+    module, cls = ENV_SPECS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_env(name: str, oracle: bool, config: dict | None = None) -> MetaEnv:
+    """Builds a shipped env from its env_config, with the task in the observation
+    if `oracle`."""
     config = dict(config or {})
     if oracle:
         config["oracle"] = True
-    return cls(config)
+    return env_class(name)(config)
 
 
-def _creator(cls: type[MetaEnv], oracle: bool) -> Callable[..., MetaEnv]:
-    # A partial of a module-level function pickles by reference (plain pickle).
-    return functools.partial(make_env, cls, oracle)
+def _oracle_name(name: str) -> str:
+    base, version = name.rsplit("-", 1)
+    return f"{base}Oracle-{version}"
 
 
-def registered_env_names() -> list[str]:
+def registered_env_names(include_mujoco: bool = True) -> list[str]:
     """All env names this package registers (with the `rllib_maml/` namespace)."""
     names = []
-    for name in ENV_CLASSES:
-        base, version = name.rsplit("-", 1)
-        names += [f"{NAMESPACE}/{name}", f"{NAMESPACE}/{base}Oracle-{version}"]
+    for name in ENV_SPECS:
+        if include_mujoco or name not in MUJOCO_ENVS:
+            names += [f"{NAMESPACE}/{name}", f"{NAMESPACE}/{_oracle_name(name)}"]
     return names
 
 
@@ -53,21 +80,29 @@ def register_envs() -> None:
     """Registers every shipped env with Tune and gymnasium (idempotent)."""
     from ray.tune.registry import register_env
 
-    for name, cls in ENV_CLASSES.items():
-        base, version = name.rsplit("-", 1)
+    for name in ENV_SPECS:
         for env_id, oracle in (
             (f"{NAMESPACE}/{name}", False),
-            (f"{NAMESPACE}/{base}Oracle-{version}", True),
+            (f"{NAMESPACE}/{_oracle_name(name)}", True),
         ):
-            creator = _creator(cls, oracle)
-            register_env(env_id, creator)
+            # A partial of a module-level function pickles by reference.
+            register_env(env_id, functools.partial(make_env, name, oracle))
             if env_id not in gym.registry:
-                gym.register(id=env_id, entry_point=creator)
+                gym.register(
+                    id=env_id,
+                    entry_point=ENV_SPECS[name],
+                    kwargs={"config": {"oracle": True}} if oracle else {},
+                )
 
 
 __all__ = [
     "CartPoleMassEnv",
-    "ENV_CLASSES",
+    "ENV_SPECS",
+    "MUJOCO_ENVS",
+    "MountainCarContinuousMetaEnv",
+    "ParameterizedCartPoleEnv",
+    "env_class",
+    "make_env",
     "MetaEnv",
     "Navigation2DEnv",
     "PendulumMassEnv",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 TASK_METHODS = ("sample_tasks", "set_task", "get_task")
 
@@ -83,3 +84,48 @@ def sample_tasks_checked(env: gym.Env, n: int, env_name: Any = None) -> list[Any
             f"expected a list of {n}. It must return exactly `n` tasks."
         )
     return list(tasks)
+
+
+class TaskEnvMixin(MetaEnv):
+    """Horizon truncation, oracle observations and task rewards around a gym env.
+
+    Subclasses list this class first, then the gymnasium env they extend, call
+    `_setup_task_env(config, default_horizon)` at the end of `__init__`, and
+    implement `task_vector()` (the task parameters oracle observations end
+    with). Override `task_reward(reward, info)` for tasks that change the
+    reward; by default the base env's reward is kept.
+    """
+
+    def _setup_task_env(self, config: dict, default_horizon: int) -> None:
+        self.horizon = int(config.get("horizon", default_horizon))
+        self.oracle = bool(config.get("oracle", False))
+        if self.oracle:
+            space = self.observation_space
+            extra = np.full(len(self.task_vector()), np.inf)
+            high = np.concatenate([space.high, extra]).astype(space.dtype)
+            self.observation_space = gym.spaces.Box(-high, high, dtype=space.dtype)
+        self._t = 0
+
+    def task_vector(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def task_reward(self, reward: float, info: dict) -> float:
+        return reward
+
+    def _with_task(self, obs: np.ndarray) -> np.ndarray:
+        if not self.oracle:
+            return obs
+        task = np.asarray(self.task_vector(), dtype=obs.dtype)
+        return np.concatenate([obs, task])
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed, options=options)
+        self._t = 0
+        return self._with_task(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self._t += 1
+        truncated = bool(truncated or self._t >= self.horizon)
+        reward = float(self.task_reward(float(reward), info))
+        return self._with_task(obs), reward, bool(terminated), truncated, info

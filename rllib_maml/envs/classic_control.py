@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.continuous_mountain_car import (
+    Continuous_MountainCarEnv,
+)
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from rllib_maml.envs.base import MetaEnv
+from rllib_maml.envs.base import TaskEnvMixin
 
 
 def _range(config: dict, key: str, default: tuple[float, float]) -> tuple[float, float]:
@@ -17,43 +20,7 @@ def _range(config: dict, key: str, default: tuple[float, float]) -> tuple[float,
     return float(low), float(high)
 
 
-class _ClassicControlTask(MetaEnv):
-    """Horizon truncation and oracle observations for a gymnasium classic-control env.
-
-    Subclasses list this class first, then the gymnasium env, and implement
-    `task_vector()` (the task parameters appended to oracle observations).
-    """
-
-    def _setup_task_env(self, config: dict, default_horizon: int) -> None:
-        self.horizon = int(config.get("horizon", default_horizon))
-        self.oracle = bool(config.get("oracle", False))
-        if self.oracle:
-            extra = np.full(len(self.task_vector()), np.inf, dtype=np.float32)
-            high = np.concatenate([self.observation_space.high, extra])
-            self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
-        self._t = 0
-
-    def task_vector(self) -> np.ndarray:
-        raise NotImplementedError
-
-    def _with_task(self, obs: np.ndarray) -> np.ndarray:
-        if not self.oracle:
-            return obs
-        return np.concatenate([obs, self.task_vector()]).astype(np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        obs, info = super().reset(seed=seed, options=options)
-        self._t = 0
-        return self._with_task(obs), info
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)
-        self._t += 1
-        truncated = bool(truncated or self._t >= self.horizon)
-        return self._with_task(obs), float(reward), terminated, truncated, info
-
-
-class CartPoleMassEnv(_ClassicControlTask, CartPoleEnv):
+class CartPoleMassEnv(TaskEnvMixin, CartPoleEnv):
     """CartPole whose cart and pole masses vary per task.
 
     - Task: `{"masscart": m_c, "masspole": m_p}`, m_c ~ U(0.5, 2.0) and
@@ -91,7 +58,7 @@ class CartPoleMassEnv(_ClassicControlTask, CartPoleEnv):
         return np.array([self.masscart, self.masspole], dtype=np.float32)
 
 
-class PendulumMassEnv(_ClassicControlTask, PendulumEnv):
+class PendulumMassEnv(TaskEnvMixin, PendulumEnv):
     """Pendulum whose mass varies per task.
 
     - Task: `{"mass": m}`, m ~ U(0.5, 2.0) by default (`mass_range`).
@@ -117,3 +84,145 @@ class PendulumMassEnv(_ClassicControlTask, PendulumEnv):
 
     def task_vector(self) -> np.ndarray:
         return np.array([self.m], dtype=np.float32)
+
+
+class MountainCarContinuousMetaEnv(TaskEnvMixin, Continuous_MountainCarEnv):
+    """MountainCarContinuous whose goal position and gravity vary per task.
+
+    - Task: `{"goal_position": g, "gravity": k}`, g ~ U(0.45, 0.55) and
+      k ~ U(0.0025, 0.006) by default (`goal_position_range`, `gravity_range`).
+      `gravity` replaces the constant 0.0025 of the velocity update
+      `v += force * power - gravity * cos(3 x)`.
+    - Observation: (position, velocity). Oracle: then g, k (4,).
+    - Action: force in [-1, 1]; reward +100 at the goal minus 0.1 * force^2;
+      horizon 999 (gymnasium's).
+    """
+
+    def __init__(self, config: dict | None = None):
+        config = dict(config or {})
+        super().__init__()
+        self.goal_position_range = _range(config, "goal_position_range", (0.45, 0.55))
+        self.gravity_range = _range(config, "gravity_range", (0.0025, 0.006))
+        self.gravity = 0.0025
+        self._setup_task_env(config, default_horizon=999)
+
+    def sample_tasks(self, n: int) -> list[dict[str, float]]:
+        goals = self.np_random.uniform(*self.goal_position_range, size=n)
+        gravity = self.np_random.uniform(*self.gravity_range, size=n)
+        return [
+            {"goal_position": float(g), "gravity": float(k)}
+            for g, k in zip(goals, gravity)
+        ]
+
+    def set_task(self, task: dict[str, Any]) -> None:
+        self.goal_position = float(task["goal_position"])
+        self.gravity = float(task["gravity"])
+
+    def get_task(self) -> dict[str, float]:
+        return {"goal_position": self.goal_position, "gravity": self.gravity}
+
+    def task_vector(self) -> np.ndarray:
+        return np.array([self.goal_position, self.gravity], dtype=np.float32)
+
+    def _physics_step(self, action):
+        """Continuous_MountainCarEnv.step with the task's gravity."""
+        position, velocity = float(self.state[0]), float(self.state[1])
+        force = min(max(float(action[0]), self.min_action), self.max_action)
+        velocity += force * self.power - self.gravity * math.cos(3 * position)
+        velocity = min(max(velocity, -self.max_speed), self.max_speed)
+        position = min(max(position + velocity, self.min_position), self.max_position)
+        if position == self.min_position and velocity < 0:
+            velocity = 0.0
+        terminated = bool(
+            position >= self.goal_position and velocity >= self.goal_velocity
+        )
+        reward = (100.0 if terminated else 0.0) - 0.1 * force**2
+        self.state = np.array([position, velocity], dtype=np.float32)
+        return self.state, reward, terminated, False, {}
+
+    def step(self, action):
+        obs, reward, terminated, _, info = self._physics_step(action)
+        self._t += 1
+        truncated = self._t >= self.horizon
+        return self._with_task(obs), reward, terminated, truncated, info
+
+
+PARAMETERIZED_CARTPOLE_FAMILIES = ("pole_length", "mass", "gravity", "mixed")
+
+
+class ParameterizedCartPoleEnv(TaskEnvMixin, CartPoleEnv):
+    """CartPole with a family of physical parameters varying per task.
+
+    - `family` (env_config, default "pole_length"):
+      - "pole_length": `length` (CartPole's half pole length) ~ U(0.3, 0.8);
+      - "mass": pole mass ~ U(0.05, 0.2) and cart mass ~ U(0.8, 1.5);
+      - "gravity": gravity ~ U(8, 12);
+      - "mixed": all of the above and a reward scale ~ U(0.8, 1.2).
+      Ranges: `length_range`, `masspole_range`, `masscart_range`,
+      `gravity_range`, `reward_scale_range`.
+    - Task: `{"length", "masspole", "masscart", "gravity", "reward_scale"}`
+      (parameters outside the family keep CartPole's defaults).
+    - Observation: CartPole's 4 values. Oracle: then the five task values in
+      that order (9,).
+    - Discrete actions {0, 1}; reward `reward_scale` per step; horizon 200.
+    """
+
+    DEFAULTS = {
+        "length": 0.5,
+        "masspole": 0.1,
+        "masscart": 1.0,
+        "gravity": 9.8,
+        "reward_scale": 1.0,
+    }
+    FAMILY_PARAMS = {
+        "pole_length": ("length",),
+        "mass": ("masspole", "masscart"),
+        "gravity": ("gravity",),
+        "mixed": ("length", "masspole", "masscart", "gravity", "reward_scale"),
+    }
+
+    def __init__(self, config: dict | None = None):
+        config = dict(config or {})
+        super().__init__()
+        self.family = config.get("family", "pole_length")
+        if self.family not in PARAMETERIZED_CARTPOLE_FAMILIES:
+            raise ValueError(
+                f"`family` must be one of {PARAMETERIZED_CARTPOLE_FAMILIES}, got "
+                f"{self.family!r}. Set env_config={{'family': 'pole_length'}}."
+            )
+        self.ranges = {
+            "length": _range(config, "length_range", (0.3, 0.8)),
+            "masspole": _range(config, "masspole_range", (0.05, 0.2)),
+            "masscart": _range(config, "masscart_range", (0.8, 1.5)),
+            "gravity": _range(config, "gravity_range", (8.0, 12.0)),
+            "reward_scale": _range(config, "reward_scale_range", (0.8, 1.2)),
+        }
+        self.reward_scale = 1.0
+        self._setup_task_env(config, default_horizon=200)
+
+    def sample_tasks(self, n: int) -> list[dict[str, float]]:
+        tasks = [dict(self.DEFAULTS) for _ in range(n)]
+        for name in self.FAMILY_PARAMS[self.family]:
+            values = self.np_random.uniform(*self.ranges[name], size=n)
+            for task, value in zip(tasks, values):
+                task[name] = float(value)
+        return tasks
+
+    def set_task(self, task: dict[str, Any]) -> None:
+        task = {**self.DEFAULTS, **task}
+        self.length = float(task["length"])
+        self.masspole = float(task["masspole"])
+        self.masscart = float(task["masscart"])
+        self.gravity = float(task["gravity"])
+        self.reward_scale = float(task["reward_scale"])
+        self.total_mass = self.masspole + self.masscart
+        self.polemass_length = self.masspole * self.length
+
+    def get_task(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in self.DEFAULTS}
+
+    def task_vector(self) -> np.ndarray:
+        return np.array([getattr(self, n) for n in self.DEFAULTS], dtype=np.float32)
+
+    def task_reward(self, reward: float, info: dict) -> float:
+        return self.reward_scale * reward
