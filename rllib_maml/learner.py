@@ -26,14 +26,8 @@ from ray.rllib.connectors.learner import (
 )
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.distribution.torch.torch_distribution import (
-    TorchCategorical,
-    TorchDiagGaussian,
-)
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
-from ray.rllib.core.models.base import ENCODER_OUT, ActorCriticEncoder
-from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
-from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ALL_MODULES
 
@@ -49,24 +43,13 @@ from rllib_maml.maml import (
     LEARNER_RESULTS_VF_LOSS_KEY,
     MAMLConfig,
 )
+from rllib_maml.policy import FunctionalPolicy
+from rllib_maml.task_data import VALUE_TARGETS, TaskData, episodes_to_task_data
 
 logger = logging.getLogger(__name__)
 
 # Learner state key under which the inner-KL coefficients are checkpointed.
 INNER_KL_COEFFS_STATE_KEY = "maml_inner_kl_coeffs"
-
-VALUE_TARGETS = Postprocessing.VALUE_TARGETS
-# functional.py's step-data keys -> the learner connector's columns.
-_COLUMNS = {
-    F.OBS: Columns.OBS,
-    F.ACTIONS: Columns.ACTIONS,
-    F.BEHAVIOR_LOGP: Columns.ACTION_LOGP,
-    F.BEHAVIOR_INPUTS: Columns.ACTION_DIST_INPUTS,
-    F.ADVANTAGES: Postprocessing.ADVANTAGES,
-    VALUE_TARGETS: Postprocessing.VALUE_TARGETS,
-}
-
-TaskData = dict[str, torch.Tensor]  # functional.py's step-data keys + value targets
 
 
 class MAMLTorchLearner(TorchLearner):
@@ -87,53 +70,13 @@ class MAMLTorchLearner(TorchLearner):
                     gamma=self.config.gamma, lambda_=self.config.lambda_
                 )
             )
-        module = self._maml_module()
-        non_inference = (
-            module.get_non_inference_attributes()
-            if isinstance(module, InferenceOnlyAPI)
-            else []
-        )
-        # The inner loop adapts the policy only; the value function is a
-        # (meta-learned) baseline.
-        self.policy_param_names = [
-            name
-            for name, _ in module.named_parameters()
-            if not any(
-                name == attr or name.startswith(attr + ".") for attr in non_inference
-            )
-        ]
-        dist_cls = module.get_train_action_dist_cls()
-        if issubclass(dist_cls, TorchDiagGaussian):
-            self._logp, self._kl = F.diag_gaussian_logp, F.diag_gaussian_kl
-        elif issubclass(dist_cls, TorchCategorical):
-            self._logp, self._kl = F.categorical_logp, F.categorical_kl
-        else:
-            raise TypeError(
-                f"MAML supports Box (diagonal Gaussian) and Discrete (categorical) "
-                f"action spaces, got action distribution {dist_cls.__name__} for "
-                f"action space {module.action_space}."
-            )
-        self._policy_path = self._actor_only_path(module)
+        self.policy = FunctionalPolicy(self._maml_module())
+        self.policy_param_names = self.policy.param_names
+        self._logp, self._kl = self.policy.logp, self.policy.kl
         self.inner_kl_coeffs = [
             float(self.config.kl_coeff)
         ] * self.config.inner_adaptation_steps
         self._reset_iteration_data()
-
-    @staticmethod
-    def _actor_only_path(module):
-        """(actor encoder, its parameter prefix, policy head) of RLlib's default
-        PPO module, or None for modules of other shapes."""
-        encoder = getattr(module, "encoder", None)
-        head = getattr(module, "pi", None)
-        if (
-            not isinstance(encoder, ActorCriticEncoder)
-            or head is None
-            or module.is_stateful()
-        ):
-            return None
-        if encoder.config.shared:
-            return encoder.encoder, "encoder.encoder.", head
-        return encoder.actor_encoder, "encoder.actor_encoder.", head
 
     @classmethod
     @override(TorchLearner)
@@ -153,69 +96,18 @@ class MAMLTorchLearner(TorchLearner):
     def _episodes_to_task_batches(
         self, episodes_by_task: dict[int, list]
     ) -> dict[int, TaskData]:
-        """Runs the learner connector once over all tasks' episodes, then splits.
-
-        Advantages are standardized per task (as in the MAML/ProMP references),
-        not over the whole meta-batch.
-        """
-        task_ids = sorted(episodes_by_task)
-        episodes = [ep for t in task_ids for ep in episodes_by_task[t]]
-        # Count before the connector appends one artificial timestep per episode.
-        rows_per_task = [sum(len(ep) for ep in episodes_by_task[t]) for t in task_ids]
-        batch = self._learner_connector(
-            rl_module=self.module,
-            batch={},
-            episodes=episodes,
-            shared_data={},
-            metrics=self.metrics,
-        )[DEFAULT_MODULE_ID]
-        mask = batch[Columns.LOSS_MASK].bool()
-        columns = {key: batch[col][mask] for key, col in _COLUMNS.items()}
-        if columns[F.OBS].shape[0] != sum(rows_per_task):
-            raise RuntimeError(
-                "Learner connector output has "
-                f"{columns[F.OBS].shape[0]} rows for {sum(rows_per_task)} "
-                "sampled timesteps; MAML needs one row per timestep."
-            )
-        splits = {key: torch.split(v, rows_per_task) for key, v in columns.items()}
-        task_batches = {}
-        for i, task in enumerate(task_ids):
-            data = {key: splits[key][i] for key in _COLUMNS}
-            adv = data[F.ADVANTAGES]
-            data[F.ADVANTAGES] = (adv - adv.mean()) / adv.std(unbiased=False).clamp_min(
-                1e-4
-            )
-            data[F.MASK] = torch.ones_like(adv)
-            task_batches[task] = data
-        return task_batches
+        return episodes_to_task_data(
+            self._learner_connector, self.module, self.metrics, episodes_by_task
+        )
 
     # ---------------------------------------------------------- policy math
     def policy_inputs(self, params: F.Params, obs: torch.Tensor) -> torch.Tensor:
-        """Action-distribution inputs of the policy with `params` swapped in.
-
-        For RLlib's default (PPO) module this runs the actor encoder and the
-        policy head only; other modules run their whole `forward_train`.
-        """
-        if self._policy_path is None:
-            out = torch.func.functional_call(
-                self._maml_module(), params, ({Columns.OBS: obs},)
-            )
-            return out[Columns.ACTION_DIST_INPUTS]
-        encoder, encoder_prefix, head = self._policy_path
-        n = len(encoder_prefix)
-        encoder_params = {
-            k[n:]: v for k, v in params.items() if k.startswith(encoder_prefix)
-        }
-        head_params = {k[3:]: v for k, v in params.items() if k.startswith("pi.")}
-        hidden = torch.func.functional_call(
-            encoder, encoder_params, ({Columns.OBS: obs},)
-        )[ENCODER_OUT]
-        return torch.func.functional_call(head, head_params, (hidden,))
+        """Action-distribution inputs of the policy with `params` swapped in."""
+        return self.policy(params, obs)
 
     def meta_policy_params(self) -> F.Params:
         """The meta-parameters the inner loop adapts (the policy's), by name."""
-        params = dict(self._maml_module().named_parameters())
-        return {n: params[n] for n in self.policy_param_names}
+        return self.policy.params()
 
     def inference_weights(self, params: F.Params | None = None) -> dict:
         """An inference-only module state, with `params` swapped in if given."""

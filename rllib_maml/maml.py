@@ -40,6 +40,8 @@ from ray.rllib.utils.metrics import (
 
 from rllib_maml.envs.base import (
     check_meta_env,
+    check_meta_env_spaces,
+    find_non_finite,
     missing_task_methods,
     sample_tasks_checked,
 )
@@ -375,6 +377,7 @@ class MAML(Algorithm):
         # before any env runner starts.
         self.task_env = self.env_creator(EnvContext(config.env_config, worker_index=0))
         check_meta_env(self.task_env, config.env)
+        check_meta_env_spaces(self.task_env, config.env)
         if config.seed is not None:
             self.task_env.reset(seed=config.seed)
         super().setup(config)
@@ -407,6 +410,15 @@ class MAML(Algorithm):
                         num_episodes=config.episodes_per_task,
                     )
             self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+            bad = find_non_finite(episodes_by_task)
+            if bad is not None:
+                task_index, what = bad
+                raise ValueError(
+                    f"Env {config.env!r} returned a non-finite {what} for task "
+                    f"{tasks[task_index]!r} (task index {task_index}, adaptation "
+                    f"step {step}). No update was made; fix the env or its task "
+                    "range."
+                )
             step_returns.append(self._log_episode_returns(step, episodes_by_task))
             with self.metrics.log_time((TIMERS, INNER_ADAPTATION_TIMER)):
                 weights_by_task = self._call_learner(

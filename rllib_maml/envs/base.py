@@ -129,3 +129,31 @@ class TaskEnvMixin(MetaEnv):
         truncated = bool(truncated or self._t >= self.horizon)
         reward = float(self.task_reward(float(reward), info))
         return self._with_task(obs), reward, bool(terminated), truncated, info
+
+
+def check_meta_env_spaces(env: gym.Env, env_name: Any = None) -> None:
+    """Raises `TypeError` for spaces MAML's default policy cannot handle."""
+    obs, act = env.observation_space, env.action_space
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
+        raise TypeError(
+            f"Env {env_name!r} has observation space {obs}; MAML supports flat "
+            "(1-D) Box observations. Flatten the observation, e.g. with "
+            "`gymnasium.wrappers.FlattenObservation`, inside your env creator."
+        )
+    box_action = isinstance(act, gym.spaces.Box) and len(act.shape) == 1
+    if not (box_action or isinstance(act, gym.spaces.Discrete)):
+        raise TypeError(
+            f"Env {env_name!r} has action space {act}; MAML supports 1-D Box "
+            "(diagonal Gaussian policy) and Discrete (categorical policy) actions."
+        )
+
+
+def find_non_finite(episodes_by_task: dict[int, list]) -> tuple[int, str] | None:
+    """The first (task index, what) with a NaN/inf reward or observation, if any."""
+    for task_index, episodes in episodes_by_task.items():
+        for episode in episodes:
+            if not np.all(np.isfinite(np.asarray(episode.get_rewards(), float))):
+                return task_index, "reward"
+            if not np.all(np.isfinite(np.asarray(episode.get_observations(), float))):
+                return task_index, "observation"
+    return None

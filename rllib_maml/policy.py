@@ -1,0 +1,85 @@
+"""The adapted policy as a function of its parameters, for RLlib torch RLModules."""
+
+from __future__ import annotations
+
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import (
+    TorchCategorical,
+    TorchDiagGaussian,
+)
+from ray.rllib.core.models.base import ENCODER_OUT, ActorCriticEncoder
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
+
+from rllib_maml import functional as F
+
+
+class FunctionalPolicy:
+    """`policy(params, obs) -> action-distribution inputs` for an RLModule.
+
+    - `param_names`: the parameters the inner loop adapts: everything the
+      module's inference-only (env runner) copy has, i.e. not the value function.
+    - `logp` / `kl`: closed-form log-likelihood and KL of the module's action
+      distribution (diagonal Gaussian for Box, categorical for Discrete).
+    - For RLlib's default (PPO) module only the actor encoder and the policy
+      head run; other modules run their whole `forward_train`.
+    """
+
+    def __init__(self, module):
+        self.module = module
+        non_inference = (
+            module.get_non_inference_attributes()
+            if isinstance(module, InferenceOnlyAPI)
+            else []
+        )
+        self.param_names = [
+            name
+            for name, _ in module.named_parameters()
+            if not any(
+                name == attr or name.startswith(attr + ".") for attr in non_inference
+            )
+        ]
+        dist_cls = module.get_train_action_dist_cls()
+        if issubclass(dist_cls, TorchDiagGaussian):
+            self.logp, self.kl = F.diag_gaussian_logp, F.diag_gaussian_kl
+        elif issubclass(dist_cls, TorchCategorical):
+            self.logp, self.kl = F.categorical_logp, F.categorical_kl
+        else:
+            raise TypeError(
+                f"MAML supports Box (diagonal Gaussian) and Discrete (categorical) "
+                f"action spaces, got action distribution {dist_cls.__name__} for "
+                f"action space {module.action_space}."
+            )
+        self._actor_path = _actor_only_path(module)
+
+    def params(self) -> F.Params:
+        """The module's current values of `param_names` (the meta-parameters)."""
+        named = dict(self.module.named_parameters())
+        return {n: named[n] for n in self.param_names}
+
+    def __call__(self, params: F.Params, obs: torch.Tensor) -> torch.Tensor:
+        if self._actor_path is None:
+            out = torch.func.functional_call(self.module, params, ({Columns.OBS: obs},))
+            return out[Columns.ACTION_DIST_INPUTS]
+        encoder, prefix, head = self._actor_path
+        n = len(prefix)
+        encoder_params = {k[n:]: v for k, v in params.items() if k.startswith(prefix)}
+        head_params = {k[3:]: v for k, v in params.items() if k.startswith("pi.")}
+        hidden = torch.func.functional_call(
+            encoder, encoder_params, ({Columns.OBS: obs},)
+        )[ENCODER_OUT]
+        return torch.func.functional_call(head, head_params, (hidden,))
+
+
+def _actor_only_path(module):
+    """(actor encoder, its parameter prefix, policy head) of RLlib's default PPO
+    module, or None for modules of other shapes."""
+    encoder = getattr(module, "encoder", None)
+    head = getattr(module, "pi", None)
+    if not isinstance(encoder, ActorCriticEncoder) or head is None:
+        return None
+    if module.is_stateful():
+        return None
+    if encoder.config.shared:
+        return encoder.encoder, "encoder.encoder.", head
+    return encoder.actor_encoder, "encoder.actor_encoder.", head

@@ -1,0 +1,62 @@
+"""Episodes of one adaptation step -> per-task tensors via RLlib's learner connector."""
+
+from __future__ import annotations
+
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
+from ray.rllib.evaluation.postprocessing import Postprocessing
+
+from rllib_maml import functional as F
+
+VALUE_TARGETS = Postprocessing.VALUE_TARGETS
+# functional.py's step-data keys -> the learner connector's columns.
+COLUMNS = {
+    F.OBS: Columns.OBS,
+    F.ACTIONS: Columns.ACTIONS,
+    F.BEHAVIOR_LOGP: Columns.ACTION_LOGP,
+    F.BEHAVIOR_INPUTS: Columns.ACTION_DIST_INPUTS,
+    F.ADVANTAGES: Postprocessing.ADVANTAGES,
+    VALUE_TARGETS: Postprocessing.VALUE_TARGETS,
+}
+
+TaskData = dict[str, torch.Tensor]  # functional.py's step-data keys + value targets
+
+
+def episodes_to_task_data(
+    learner_connector, rl_module, metrics, episodes_by_task: dict[int, list]
+) -> dict[int, TaskData]:
+    """Runs the learner connector once over all tasks' episodes, then splits.
+
+    The connector (PPO's: one bootstrap timestep per episode, then GAE) gives
+    advantages and value targets; advantages are then standardized per task
+    (as in the MAML/ProMP references), not over the whole meta-batch.
+    """
+    task_ids = sorted(episodes_by_task)
+    episodes = [ep for t in task_ids for ep in episodes_by_task[t]]
+    # Count before the connector appends one artificial timestep per episode.
+    rows_per_task = [sum(len(ep) for ep in episodes_by_task[t]) for t in task_ids]
+    batch = learner_connector(
+        rl_module=rl_module,
+        batch={},
+        episodes=episodes,
+        shared_data={},
+        metrics=metrics,
+    )[DEFAULT_MODULE_ID]
+    mask = batch[Columns.LOSS_MASK].bool()
+    columns = {key: batch[col][mask] for key, col in COLUMNS.items()}
+    if columns[F.OBS].shape[0] != sum(rows_per_task):
+        raise RuntimeError(
+            f"Learner connector output has {columns[F.OBS].shape[0]} rows for "
+            f"{sum(rows_per_task)} sampled timesteps; MAML needs one row per timestep."
+        )
+    splits = {key: torch.split(v, rows_per_task) for key, v in columns.items()}
+    task_data = {}
+    for i, task in enumerate(task_ids):
+        data = {key: splits[key][i] for key in COLUMNS}
+        adv = data[F.ADVANTAGES]
+        std = adv.std(unbiased=False).clamp_min(1e-4)
+        data[F.ADVANTAGES] = (adv - adv.mean()) / std
+        data[F.MASK] = torch.ones_like(adv)
+        task_data[task] = data
+    return task_data
