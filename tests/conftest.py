@@ -6,16 +6,18 @@ import torch
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def ray_session():
-    """A local Ray instance shared by the integration tests (2 CPUs)."""
+    """A local Ray (2 CPUs) for the integration tests, started once and reused.
+
+    Tests that start their own cluster shut it down; the next test starts a
+    local one again.
+    """
     import ray
 
-    if ray.is_initialized():  # a unit test's build_algo() started one implicitly
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return ray
 
 
 @pytest.fixture
