@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import ray
+from _common import RESULTS, write_results
 
 import rllib_maml  # noqa: F401  (registers the envs)
 from rllib_maml import MAMLConfig
 from rllib_maml.progress import post_adaptation_return
 
-RESULTS = Path(__file__).parent / "results"
 VARIANTS = [
     ("ppo", "second_order"),
     ("ppo", "first_order"),
@@ -94,19 +92,9 @@ def main():
                 json.dumps({k: v for k, v in row.items() if "curve" not in k}),
                 flush=True,
             )
-    out = {
-        "benchmark": "learning per variant, Navigation2D-v0",
-        "settings": vars(args),
-        "machine": {
-            "cpus": ray.cluster_resources().get("CPU"),
-            "platform": platform.platform(),
-            "ray": ray.__version__,
-        },
-        "results": rows,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"Wrote {args.output}")
+    write_results(
+        args.output, "learning per variant, Navigation2D-v0", args, results=rows
+    )
     ray.shutdown()
 
 

@@ -17,19 +17,16 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import statistics
 import time
-from pathlib import Path
 
-import torch
+from _common import RESULTS, write_results
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 import rllib_maml  # noqa: F401  (registers the envs)
 from rllib_maml import MAMLConfig
 from rllib_maml.sampling import sample_jobs_on_env_runner
 
-RESULTS = Path(__file__).parent / "results"
 MODES = [
     ("ppo", "second_order"),
     ("ppo", "first_order"),
@@ -56,7 +53,8 @@ def sampled_learner(env: str, num_tasks: int, episodes: int, envs_per_runner: in
     weights = {i: meta for i in range(num_tasks)}
     for step in range(2):
         jobs = [(i, task, weights[i]) for i, task in enumerate(tasks)]
-        episodes_by_task, _ = sample_jobs_on_env_runner(runner, jobs, episodes)
+        episodes_by_task, _, failure = sample_jobs_on_env_runner(runner, jobs, episodes)
+        assert failure is None, failure
         weights = learner.add_adaptation_data(
             step=step, episodes_by_task=episodes_by_task
         )
@@ -114,20 +112,12 @@ def main():
                 row["speedup"] = row["loop_s"] / row["batched_s"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    out = {
-        "benchmark": "seconds per meta-update, loop over tasks vs vmap",
-        "settings": vars(args),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
-        "results": rows,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"Wrote {args.output}")
+    write_results(
+        args.output,
+        "seconds per meta-update, loop over tasks vs vmap",
+        args,
+        results=rows,
+    )
 
 
 if __name__ == "__main__":

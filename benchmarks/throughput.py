@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
-from pathlib import Path
 
 import ray
 import ray.rllib.algorithms.ppo.ppo as ppo_module
+from _common import RESULTS, write_results
 from ray.rllib.algorithms.ppo import PPOConfig
 
 import rllib_maml  # noqa: F401  (registers the envs)
 from rllib_maml import MAMLConfig
 from rllib_maml import sampling as maml_sampling
-
-RESULTS = Path(__file__).parent / "results"
 
 
 class SamplingClock:
@@ -169,20 +166,9 @@ def main():
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = {
-        "benchmark": "sampling throughput, MAML vs RLlib PPO",
-        "settings": vars(args),
-        "machine": {
-            "cpus": ray.cluster_resources().get("CPU"),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "ray": ray.__version__,
-        },
-        "results": rows,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"Wrote {args.output}")
+    write_results(
+        args.output, "sampling throughput, MAML vs RLlib PPO", args, results=rows
+    )
     ray.shutdown()
 
 

@@ -109,9 +109,15 @@ class MAMLTorchLearner(TorchLearner):
         """The meta-parameters the inner loop adapts (the policy's), by name."""
         return self.policy.params()
 
-    def inference_weights(self, params: F.Params | None = None) -> dict:
-        """An inference-only module state, with `params` swapped in if given."""
-        state = self._maml_module().get_state(inference_only=True)
+    def inference_weights(
+        self, params: F.Params | None = None, base: dict | None = None
+    ) -> dict:
+        """An inference-only module state, with `params` swapped in if given.
+
+        `base`: a state from `inference_weights()` to start from (saves
+        reading the module again when building many).
+        """
+        state = dict(base or self._maml_module().get_state(inference_only=True))
         for name, value in (params or {}).items():
             state[name] = value.detach().cpu().numpy()
         return state
@@ -183,24 +189,26 @@ class MAMLTorchLearner(TorchLearner):
 
         weights, inner_losses = {}, []
         theta = self.meta_policy_params()
+        base = self.inference_weights()
         for task, data in task_batches.items():
             start = {n: p.detach() for n, p in self._adapted.get(task, theta).items()}
 
-            def loss_fn(params, data=data):
-                return F.inner_objective(
+            def loss_and_value(params, data=data):
+                loss = F.inner_objective(
                     params,
                     data,
                     policy=self.policy_inputs,
                     logp=self._logp,
                     inner_loss=self.config.inner_loss,
                 )
+                return loss, loss.detach()
 
-            adapted = F.inner_step(
-                start, loss_fn, self.config.inner_lr, first_order=True
+            adapted, loss = F.inner_step_with_aux(
+                start, loss_and_value, self.config.inner_lr, first_order=True
             )
             self._adapted[task] = {n: p.detach() for n, p in adapted.items()}
-            weights[task] = self.inference_weights(self._adapted[task])
-            inner_losses.append(loss_fn(start).item())
+            weights[task] = self.inference_weights(self._adapted[task], base=base)
+            inner_losses.append(loss.item())
         self.metrics.log_value(
             (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_LOSS_KEY}_{step}"),
             float(np.mean(inner_losses)),

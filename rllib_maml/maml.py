@@ -127,11 +127,6 @@ class MAMLConfig(AlgorithmConfig):
         self.num_env_runners = 2
         # Every task samples whole episodes.
         self.batch_mode = "complete_episodes"
-        self._model_config = {
-            "fcnet_hiddens": [64, 64],
-            "fcnet_activation": "tanh",
-            "vf_share_layers": False,
-        }
 
     @override(AlgorithmConfig)
     def training(
@@ -224,6 +219,18 @@ class MAMLConfig(AlgorithmConfig):
             if value is not NotProvided:
                 setattr(self, name, value)
         return self
+
+    @property
+    @override(AlgorithmConfig)
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        # The field's policy (64, 64) tanh MLP with a separate value network;
+        # keys the user sets in `config.rl_module(model_config=...)` win.
+        return {
+            **super()._model_config_auto_includes,
+            "fcnet_hiddens": [64, 64],
+            "fcnet_activation": "tanh",
+            "vf_share_layers": False,
+        }
 
     @override(AlgorithmConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -408,6 +415,10 @@ class MAML(Algorithm):
                         tasks=tasks,
                         weights_by_task=weights_by_task,
                         num_episodes=config.episodes_per_task,
+                        fault_tolerant=(
+                            config.restart_failed_env_runners
+                            or config.ignore_env_runner_failures
+                        ),
                     )
             self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
             bad = find_non_finite(episodes_by_task)
@@ -450,6 +461,22 @@ class MAML(Algorithm):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group, inference_only=True
             )
+
+    @override(Algorithm)
+    def restore_from_path(self, path, *args, **kwargs) -> None:
+        try:
+            super().restore_from_path(path, *args, **kwargs)
+        except RuntimeError as e:
+            if "size mismatch" not in str(e) and "Missing key" not in str(e):
+                raise
+            raise ValueError(
+                f"The checkpoint at {path} holds RLModule weights that do not fit "
+                "this config's network (model_config "
+                f"{self.config.model_config}). Restore it with the "
+                "`config.rl_module(model_config=...)` it was trained with, or use "
+                "`MAML.from_checkpoint(path)`, which reads the config from the "
+                f"checkpoint. Cause: {str(e).splitlines()[0]}"
+            ) from e
 
     @override(Algorithm)
     def cleanup(self) -> None:

@@ -36,24 +36,35 @@ Job = tuple[int, Any, dict]
 
 def sample_jobs_on_env_runner(
     env_runner, jobs: list[Job], num_episodes: int
-) -> tuple[dict[int, list], dict]:
+) -> tuple[dict[int, list], dict, dict | None]:
     """Runs on one env runner: for each job set weights and task, sample.
+
+    An exception while sampling a task stops this runner's jobs and is returned
+    (not raised), so the driver learns the task and the cause.
 
     Returns:
         (task index -> episodes, the runner's reduced metrics without the
-        per-episode statistics).
+        per-episode statistics, None or `{"task_index", "error"}`).
     """
-    episodes_by_task = {}
+    episodes_by_task, failure = {}, None
     for task_index, task, weights in jobs:
-        env_runner.module.set_state(weights)
-        env_runner.env.unwrapped.call("set_task", task)
-        episodes_by_task[task_index] = env_runner.sample(
-            num_episodes=num_episodes, explore=True
-        )
+        try:
+            env_runner.module.set_state(weights)
+            env_runner.env.unwrapped.call("set_task", task)
+            episodes_by_task[task_index] = env_runner.sample(
+                num_episodes=num_episodes, explore=True
+            )
+        except Exception as e:  # noqa: BLE001 - reported to the driver
+            cause = e.__cause__ or e
+            failure = {
+                "task_index": task_index,
+                "error": f"{type(cause).__name__}: {cause}",
+            }
+            break
     runner_metrics = env_runner.get_metrics()
     for key in _MIXED_EPISODE_METRICS:
         runner_metrics.pop(key, None)
-    return episodes_by_task, runner_metrics
+    return episodes_by_task, runner_metrics, failure
 
 
 def assign_tasks(
@@ -72,12 +83,15 @@ def sample_episodes_per_task(
     tasks: list[Any],
     weights_by_task: dict[int, dict],
     num_episodes: int,
+    fault_tolerant: bool = True,
     max_attempts: int = 3,
 ) -> tuple[dict[int, list], list[dict]]:
     """Samples `num_episodes` episodes for every task, spread over the runners.
 
-    Tasks whose runner fails are re-sampled on the remaining healthy runners
-    (up to `max_attempts` rounds); if some still have no data, raises.
+    If a runner fails (its env raises, or its actor dies): with
+    `fault_tolerant`, its unsampled tasks are sampled again on the other healthy
+    runners (up to `max_attempts` rounds, a warning each time); without, raises
+    naming the runner, the task and the cause. Never returns fewer tasks.
 
     Returns:
         (task index -> episodes, list of the runners' metrics dicts).
@@ -85,19 +99,15 @@ def sample_episodes_per_task(
     episodes_by_task: dict[int, list] = {}
     all_metrics: list[dict] = []
     pending = list(range(len(tasks)))
+    failed_runners: set[int] = set()
     for attempt in range(max_attempts):
-        runner_ids = env_runner_group.healthy_env_runner_ids()
         jobs = lambda ids: [(i, tasks[i], weights_by_task[i]) for i in ids]  # noqa: E731
-        if not runner_ids:
-            local = env_runner_group.local_env_runner
-            if env_runner_group.num_remote_env_runners() > 0 or local is None:
-                raise RuntimeError(
-                    "No healthy env runner is left to sample MAML tasks on. Enable "
-                    "`config.fault_tolerance(restart_failed_env_runners=True)` to "
-                    "restart failed runners."
-                )
-            results = [sample_jobs_on_env_runner(local, jobs(pending), num_episodes)]
-        else:
+        runner_ids = [
+            rid
+            for rid in env_runner_group.healthy_env_runner_ids()
+            if rid not in failed_runners
+        ]
+        if runner_ids:
             assignment = assign_tasks(pending, runner_ids)
             results = env_runner_group.foreach_env_runner(
                 [
@@ -111,20 +121,64 @@ def sample_episodes_per_task(
                 remote_worker_ids=list(assignment),
                 local_env_runner=False,
             )
-        for runner_episodes, runner_metrics in results:
+        elif env_runner_group.num_remote_env_runners() == 0 and (
+            env_runner_group.local_env_runner is not None
+        ):
+            local = env_runner_group.local_env_runner
+            results = [sample_jobs_on_env_runner(local, jobs(pending), num_episodes)]
+        else:
+            raise RuntimeError(
+                "No healthy env runner is left to sample MAML tasks on. Enable "
+                "`config.fault_tolerance(restart_failed_env_runners=True)` to "
+                "restart failed runners."
+            )
+        failures = []
+        for runner_episodes, runner_metrics, failure in results:
             episodes_by_task.update(runner_episodes)
             all_metrics.append(runner_metrics)
+            if failure is not None:
+                failures.append(failure)
+        for failure in failures:
+            rid = _runner_of(failure["task_index"], assignment if runner_ids else {})
+            failed_runners.add(rid)
+            message = (
+                f"Env runner {rid} failed while sampling task "
+                f"{tasks[failure['task_index']]!r} (task index "
+                f"{failure['task_index']}): {failure['error']}"
+            )
+            if not fault_tolerant:
+                raise RuntimeError(
+                    message + ". Set `config.fault_tolerance("
+                    "restart_failed_env_runners=True)` to sample such tasks again "
+                    "on the other runners."
+                )
+            logger.warning(message)
         pending = [i for i in range(len(tasks)) if i not in episodes_by_task]
         if not pending:
             return episodes_by_task, all_metrics
+        if not fault_tolerant:
+            raise RuntimeError(
+                f"Env runner(s) died while sampling MAML tasks {pending} (see their "
+                "logs above for the cause). Set `config.fault_tolerance("
+                "restart_failed_env_runners=True)` to sample such tasks again on the "
+                "other runners."
+            )
         logger.warning(
-            "Env runner(s) failed while sampling MAML tasks %s (attempt %d/%d); "
-            "re-sampling them on the healthy runners.",
+            "Tasks %s have no data after attempt %d/%d; re-sampling them on the "
+            "healthy runners.",
             pending,
             attempt + 1,
             max_attempts,
         )
     raise RuntimeError(
         f"Tasks {pending} could not be sampled after {max_attempts} attempts: their "
-        "env runners failed. See the env runner logs above for the cause."
+        "env runners failed. See the warnings above for the causes."
     )
+
+
+def _runner_of(task_index: int, assignment: dict[int, list[int]]) -> int:
+    """The runner id a task was assigned to (0: the local env runner)."""
+    for rid, task_ids in assignment.items():
+        if task_index in task_ids:
+            return rid
+    return 0

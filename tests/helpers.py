@@ -35,5 +35,6 @@ def sample(runner, learner, tasks, num_episodes, weights_by_task=None):
     jobs = [
         (i, task, (weights_by_task or {}).get(i, meta)) for i, task in enumerate(tasks)
     ]
-    episodes, _ = sample_jobs_on_env_runner(runner, jobs, num_episodes)
+    episodes, _, failure = sample_jobs_on_env_runner(runner, jobs, num_episodes)
+    assert failure is None, failure
     return episodes

@@ -135,3 +135,11 @@ def test_wrong_task_count_is_reported():
             algo.train()
     finally:
         algo.stop()
+
+
+def test_user_model_config_keeps_the_maml_defaults_it_does_not_set():
+    config = local_config().rl_module(model_config={"fcnet_hiddens": [100, 100]})
+    assert config.model_config["fcnet_hiddens"] == [100, 100]
+    assert config.model_config["vf_share_layers"] is False
+    assert config.model_config["fcnet_activation"] == "tanh"
+    assert MAMLConfig().model_config["fcnet_hiddens"] == [64, 64]

@@ -136,8 +136,107 @@ def test_failed_env_runner_tasks_are_resampled(ray_session, tmp_path, caplog):
         assert not marker.exists()  # the failure really happened
         assert result["num_tasks"] == 4
         assert math.isfinite(result["adaptation_delta"])
-        assert any("re-sampling" in r.message for r in caplog.records)
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("simulated env failure" in m for m in messages)
+        assert any("re-sampling" in m for m in messages)
         # Training goes on (the failed runner is restored by RLlib).
         assert math.isfinite(algo.train()["adaptation_delta"])
+    finally:
+        algo.stop()
+
+
+def test_checkpoint_with_another_network_is_rejected_clearly(ray_session, tmp_path):
+    base = (
+        MAMLConfig()
+        .environment("rllib_maml/Navigation2D-v0")
+        .env_runners(num_env_runners=0)
+        .training(meta_batch_size=2, episodes_per_task=1)
+    )
+    algo = base.copy().rl_module(model_config={"fcnet_hiddens": [16]}).build_algo()
+    path = algo.save_to_path(tmp_path / "ckpt")
+    algo.stop()
+    other = base.copy().rl_module(model_config={"fcnet_hiddens": [32, 32]}).build_algo()
+    try:
+        with pytest.raises(ValueError, match=r"do not fit this config's network"):
+            other.restore_from_path(path)
+    finally:
+        other.stop()
+
+
+def test_env_runner_failure_without_fault_tolerance_names_the_cause(
+    ray_session, tmp_path
+):
+    marker = tmp_path / "crash-once"
+    marker.write_text("")
+    config = config_for(
+        "tests/CrashOnceNav2-v0",
+        lambda c: CrashOnceNavigation(c),
+        num_env_runners=1,
+        marker=str(marker),
+    ).fault_tolerance(restart_failed_env_runners=False)
+    algo = config.build_algo()
+    try:
+        with pytest.raises(
+            RuntimeError,
+            match=r"Env runner 1 failed while sampling task .*'crash': True.*"
+            r"simulated env failure.*restart_failed_env_runners=True",
+        ):
+            algo.train()
+    finally:
+        algo.stop()
+
+
+def test_missing_mujoco_names_the_extra(monkeypatch):
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # import mujoco -> ImportError
+    monkeypatch.delitem(sys.modules, "rllib_maml.envs.locomotion", raising=False)
+    with pytest.raises(ImportError, match=r"pip install 'rllib_maml\[mujoco\]'"):
+        importlib.import_module("rllib_maml.envs.locomotion")
+
+
+class RaisingTasksNavigation(Navigation2DEnv):
+    def sample_tasks(self, n):
+        raise KeyError("no task table")
+
+
+class MultiDiscreteNavigation(Navigation2DEnv):
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.action_space = gym.spaces.MultiDiscrete([3, 3])
+
+
+def test_sample_tasks_raising_is_reported():
+    config = config_for("tests/RaisingTasks-v0", lambda c: RaisingTasksNavigation(c))
+    algo = config.build_algo()
+    try:
+        with pytest.raises(
+            RuntimeError, match=r"`sample_tasks\(4\)`.*KeyError.*no task"
+        ):
+            algo.train()
+    finally:
+        algo.stop()
+
+
+def test_unsupported_action_space_fails_before_runners_start():
+    config = config_for("tests/MultiDiscrete-v0", lambda c: MultiDiscreteNavigation(c))
+    with pytest.raises(TypeError, match=r"action space MultiDiscrete.*1-D Box"):
+        config.build_algo()
+
+
+def test_killed_env_runner_actor_is_worked_around(ray_session, caplog):
+    config = config_for(
+        "tests/Nav-v0", lambda c: Navigation2DEnv(c), num_env_runners=2
+    ).fault_tolerance(restart_failed_env_runners=True)
+    algo = config.build_algo()
+    try:
+        algo.train()
+        actor = algo.env_runner_group._worker_manager._actors[1]
+        ray.kill(actor, no_restart=True)
+        with caplog.at_level("WARNING", logger="rllib_maml.sampling"):
+            result = algo.train()
+        assert result["num_tasks"] == 4
+        assert math.isfinite(result["adaptation_delta"])
+        assert any("re-sampling" in r.getMessage() for r in caplog.records)
     finally:
         algo.stop()

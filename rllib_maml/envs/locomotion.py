@@ -33,20 +33,10 @@ class _LocomotionTask(TaskEnvMixin):
         self._setup_task_env(config, default_horizon)
 
 
-class HalfCheetahRandDirecEnv(_LocomotionTask, HalfCheetahEnv):
-    """HalfCheetah running forward or backward (Finn et al. 2017, ProMP).
+class _DirectionTask:
+    """Task `{"direction": d}`, d in {-1, +1} with equal probability."""
 
-    - Task: `{"direction": d}`, d in {-1, +1} with equal probability.
-    - Reward: `d * forward velocity - 0.1 * |action|^2`.
-    - Observation: HalfCheetah-v5's 17 values. Oracle: then d (18,).
-    - Horizon 200 by default (`horizon`).
-    """
-
-    def __init__(self, config: dict | None = None):
-        config = dict(config or {})
-        super().__init__()
-        self.direction = 1.0
-        self._finish_init(config, default_horizon=200)
+    direction = 1.0
 
     def sample_tasks(self, n: int) -> list[dict[str, float]]:
         return [{"direction": float(d)} for d in self.np_random.choice([-1.0, 1.0], n)]
@@ -59,6 +49,45 @@ class HalfCheetahRandDirecEnv(_LocomotionTask, HalfCheetahEnv):
 
     def task_vector(self) -> np.ndarray:
         return np.array([self.direction])
+
+
+class _VelocityTask:
+    """Task `{"velocity": v}`, v ~ U(`velocity_range`), (0, 2) by default."""
+
+    def _setup_velocity(self, config: dict) -> None:
+        low, high = config.get("velocity_range", (0.0, 2.0))
+        self.velocity_range = (float(low), float(high))
+        self.velocity = float(np.mean(self.velocity_range))
+
+    def sample_tasks(self, n: int) -> list[dict[str, float]]:
+        return [
+            {"velocity": float(v)}
+            for v in self.np_random.uniform(*self.velocity_range, size=n)
+        ]
+
+    def set_task(self, task: dict[str, Any]) -> None:
+        self.velocity = float(task["velocity"])
+
+    def get_task(self) -> dict[str, float]:
+        return {"velocity": self.velocity}
+
+    def task_vector(self) -> np.ndarray:
+        return np.array([self.velocity])
+
+
+class HalfCheetahRandDirecEnv(_DirectionTask, _LocomotionTask, HalfCheetahEnv):
+    """HalfCheetah running forward or backward (Finn et al. 2017, ProMP).
+
+    - Task: `{"direction": d}`, d in {-1, +1} with equal probability.
+    - Reward: `d * forward velocity - 0.1 * |action|^2`.
+    - Observation: HalfCheetah-v5's 17 values. Oracle: then d (18,).
+    - Horizon 200 by default (`horizon`).
+    """
+
+    def __init__(self, config: dict | None = None):
+        config = dict(config or {})
+        super().__init__()
+        self._finish_init(config, default_horizon=200)
 
     def task_reward(self, reward: float, info: dict) -> float:
         return self.direction * info["x_velocity"] + info["reward_ctrl"]
@@ -75,7 +104,7 @@ class HalfCheetahBackwardEnv(HalfCheetahRandDirecEnv):
         return [{"direction": -1.0} for _ in range(n)]
 
 
-class HalfCheetahRandVelEnv(_LocomotionTask, HalfCheetahEnv):
+class HalfCheetahRandVelEnv(_VelocityTask, _LocomotionTask, HalfCheetahEnv):
     """HalfCheetah running at a target velocity (Finn et al. 2017, ProMP).
 
     - Task: `{"velocity": v}`, v ~ U(0, 2) by default (`velocity_range`; ProMP
@@ -88,25 +117,8 @@ class HalfCheetahRandVelEnv(_LocomotionTask, HalfCheetahEnv):
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
         super().__init__()
-        low, high = config.get("velocity_range", (0.0, 2.0))
-        self.velocity_range = (float(low), float(high))
-        self.velocity = float(np.mean(self.velocity_range))
+        self._setup_velocity(config)
         self._finish_init(config, default_horizon=200)
-
-    def sample_tasks(self, n: int) -> list[dict[str, float]]:
-        return [
-            {"velocity": float(v)}
-            for v in self.np_random.uniform(*self.velocity_range, size=n)
-        ]
-
-    def set_task(self, task: dict[str, Any]) -> None:
-        self.velocity = float(task["velocity"])
-
-    def get_task(self) -> dict[str, float]:
-        return {"velocity": self.velocity}
-
-    def task_vector(self) -> np.ndarray:
-        return np.array([self.velocity])
 
     def task_reward(self, reward: float, info: dict) -> float:
         return -abs(info["x_velocity"] - self.velocity) + info["reward_ctrl"]
@@ -155,7 +167,7 @@ class AntRandGoalEnv(_LocomotionTask, AntEnv):
         return -distance + info["reward_ctrl"] + info["reward_contact"]
 
 
-class AntRandDirecEnv(_LocomotionTask, AntEnv):
+class AntRandDirecEnv(_DirectionTask, _LocomotionTask, AntEnv):
     """Ant walking forward or backward along x (ProMP's AntRandDirec).
 
     - Task: `{"direction": d}`, d in {-1, +1} (forward/backward, not a 2D
@@ -168,13 +180,7 @@ class AntRandDirecEnv(_LocomotionTask, AntEnv):
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
         super().__init__()
-        self.direction = 1.0
         self._finish_init(config, default_horizon=200)
-
-    sample_tasks = HalfCheetahRandDirecEnv.sample_tasks
-    set_task = HalfCheetahRandDirecEnv.set_task
-    get_task = HalfCheetahRandDirecEnv.get_task
-    task_vector = HalfCheetahRandDirecEnv.task_vector
 
     def task_reward(self, reward: float, info: dict) -> float:
         return (
@@ -185,7 +191,7 @@ class AntRandDirecEnv(_LocomotionTask, AntEnv):
         )
 
 
-class AntRandVelEnv(_LocomotionTask, AntEnv):
+class AntRandVelEnv(_VelocityTask, _LocomotionTask, AntEnv):
     """Ant walking along x at a target velocity.
 
     - Task: `{"velocity": v}`, v ~ U(0, 2) by default (`velocity_range`), as
@@ -198,15 +204,8 @@ class AntRandVelEnv(_LocomotionTask, AntEnv):
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
         super().__init__()
-        low, high = config.get("velocity_range", (0.0, 2.0))
-        self.velocity_range = (float(low), float(high))
-        self.velocity = float(np.mean(self.velocity_range))
+        self._setup_velocity(config)
         self._finish_init(config, default_horizon=200)
-
-    sample_tasks = HalfCheetahRandVelEnv.sample_tasks
-    set_task = HalfCheetahRandVelEnv.set_task
-    get_task = HalfCheetahRandVelEnv.get_task
-    task_vector = HalfCheetahRandVelEnv.task_vector
 
     def task_reward(self, reward: float, info: dict) -> float:
         return (
