@@ -126,6 +126,11 @@ def sample_episodes_per_task(
         ):
             local = env_runner_group.local_env_runner
             results = [sample_jobs_on_env_runner(local, jobs(pending), num_episodes)]
+        elif failed_runners:
+            raise RuntimeError(
+                f"Every env runner failed while sampling MAML tasks {pending} in this "
+                "iteration (see the warnings above for the causes)."
+            )
         else:
             raise RuntimeError(
                 "No healthy env runner is left to sample MAML tasks on. Enable "

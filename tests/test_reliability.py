@@ -43,6 +43,7 @@ class CrashOnceNavigation(Navigation2DEnv):
     def __init__(self, config=None):
         super().__init__(config)
         self.marker = (config or {}).get("marker")
+        self.always = bool((config or {}).get("always", False))
         self._crash = False
 
     def set_task(self, task):
@@ -56,7 +57,8 @@ class CrashOnceNavigation(Navigation2DEnv):
 
     def step(self, action):
         if self._crash and self.marker and os.path.exists(self.marker):
-            os.remove(self.marker)
+            if not self.always:
+                os.remove(self.marker)
             raise RuntimeError("simulated env failure")
         return super().step(action)
 
@@ -238,5 +240,27 @@ def test_killed_env_runner_actor_is_worked_around(ray_session, caplog):
         assert result["num_tasks"] == 4
         assert math.isfinite(result["adaptation_delta"])
         assert any("re-sampling" in r.getMessage() for r in caplog.records)
+    finally:
+        algo.stop()
+
+
+def test_task_failing_on_every_runner_is_an_error_not_a_smaller_batch(
+    ray_session, tmp_path
+):
+    marker = tmp_path / "crash-always"
+    marker.write_text("")
+    config = config_for(
+        "tests/CrashAlwaysNav-v0",
+        lambda c: CrashOnceNavigation(c),
+        num_env_runners=1,
+        marker=str(marker),
+        always=True,
+    ).fault_tolerance(restart_failed_env_runners=True)
+    algo = config.build_algo()
+    try:
+        with pytest.raises(
+            RuntimeError, match=r"Every env runner failed .*tasks \[0, 1, 2, 3\]"
+        ):
+            algo.train()
     finally:
         algo.stop()
