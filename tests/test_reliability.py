@@ -74,6 +74,21 @@ def config_for(env_name, creator, num_env_runners=0, **env_config):
     )
 
 
+def crash_config(tmp_path, *, num_env_runners, fault_tolerant, always=False):
+    """A config whose first task's env raises (once, or always while the marker
+    file exists), and the marker file."""
+    marker = tmp_path / "crash-marker"
+    marker.write_text("")
+    config = config_for(
+        "tests/CrashNav-v0",
+        lambda c: CrashOnceNavigation(c),
+        num_env_runners=num_env_runners,
+        marker=str(marker),
+        always=always,
+    ).fault_tolerance(restart_failed_env_runners=fault_tolerant)
+    return config, marker
+
+
 def test_nan_reward_is_reported_with_env_and_task_and_no_update(ray_session):
     algo = config_for("tests/NaNNav-v0", lambda c: NaNRewardNavigation(c)).build_algo()
     learner = algo.learner_group._learner
@@ -123,14 +138,7 @@ def test_same_seed_same_first_iteration(ray_session):
 
 
 def test_failed_env_runner_tasks_are_resampled(ray_session, tmp_path, caplog):
-    marker = tmp_path / "crash-once"
-    marker.write_text("")
-    config = config_for(
-        "tests/CrashOnceNav-v0",
-        lambda c: CrashOnceNavigation(c),
-        num_env_runners=2,
-        marker=str(marker),
-    ).fault_tolerance(restart_failed_env_runners=True)
+    config, marker = crash_config(tmp_path, num_env_runners=2, fault_tolerant=True)
     algo = config.build_algo()
     try:
         with caplog.at_level("WARNING", logger="rllib_maml.sampling"):
@@ -168,14 +176,7 @@ def test_checkpoint_with_another_network_is_rejected_clearly(ray_session, tmp_pa
 def test_env_runner_failure_without_fault_tolerance_names_the_cause(
     ray_session, tmp_path
 ):
-    marker = tmp_path / "crash-once"
-    marker.write_text("")
-    config = config_for(
-        "tests/CrashOnceNav2-v0",
-        lambda c: CrashOnceNavigation(c),
-        num_env_runners=1,
-        marker=str(marker),
-    ).fault_tolerance(restart_failed_env_runners=False)
+    config, _ = crash_config(tmp_path, num_env_runners=1, fault_tolerant=False)
     algo = config.build_algo()
     try:
         with pytest.raises(
@@ -247,15 +248,9 @@ def test_killed_env_runner_actor_is_worked_around(ray_session, caplog):
 def test_task_failing_on_every_runner_is_an_error_not_a_smaller_batch(
     ray_session, tmp_path
 ):
-    marker = tmp_path / "crash-always"
-    marker.write_text("")
-    config = config_for(
-        "tests/CrashAlwaysNav-v0",
-        lambda c: CrashOnceNavigation(c),
-        num_env_runners=1,
-        marker=str(marker),
-        always=True,
-    ).fault_tolerance(restart_failed_env_runners=True)
+    config, _ = crash_config(
+        tmp_path, num_env_runners=1, fault_tolerant=True, always=True
+    )
     algo = config.build_algo()
     try:
         with pytest.raises(
