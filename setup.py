@@ -15,7 +15,10 @@ setup(
         "torch>=2.4",
         "gymnasium>=1.0",
         "numpy",
+        "pyyaml",
+        "matplotlib",
     ],
+    entry_points={"console_scripts": ["rllib-maml=rllib_maml.cli:main"]},
     extras_require={
         "mujoco": ["mujoco>=3.0", "gymnasium[mujoco]"],
         "dev": [

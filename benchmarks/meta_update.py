@@ -52,7 +52,7 @@ def sampled_learner(env: str, num_tasks: int, episodes: int, envs_per_runner: in
     meta = learner.inference_weights()
     weights = {i: meta for i in range(num_tasks)}
     for step in range(2):
-        jobs = [(i, task, weights[i]) for i, task in enumerate(tasks)]
+        jobs = [(i, task, weights[i], None) for i, task in enumerate(tasks)]
         episodes_by_task, _, failure = sample_jobs_on_env_runner(runner, jobs, episodes)
         assert failure is None, failure
         weights = learner.add_adaptation_data(

@@ -187,11 +187,29 @@ class MAMLTorchLearner(TorchLearner):
         if step >= self.config.inner_adaptation_steps:
             return {}
 
+        weights, inner_losses = self._adapt_tasks(task_batches, self._adapted)
+        self.metrics.log_value(
+            (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_LOSS_KEY}_{step}"),
+            float(np.mean(inner_losses)),
+            window=1,
+        )
+        return weights
+
+    def _adapt_tasks(
+        self, task_batches: dict[int, TaskData], adapted: dict[int, F.Params]
+    ) -> tuple[dict[int, dict], list[float]]:
+        """One inner step per task from `adapted[task]` (default: the
+        meta-parameters); updates `adapted` in place.
+
+        Returns:
+            (task index -> inference-only weights with the adapted parameters,
+            the inner losses).
+        """
         weights, inner_losses = {}, []
         theta = self.meta_policy_params()
         base = self.inference_weights()
         for task, data in task_batches.items():
-            start = {n: p.detach() for n, p in self._adapted.get(task, theta).items()}
+            start = {n: p.detach() for n, p in adapted.get(task, theta).items()}
 
             def loss_and_value(params, data=data):
                 loss = F.inner_objective(
@@ -203,18 +221,44 @@ class MAMLTorchLearner(TorchLearner):
                 )
                 return loss, loss.detach()
 
-            adapted, loss = F.inner_step_with_aux(
+            new_params, loss = F.inner_step_with_aux(
                 start, loss_and_value, self.config.inner_lr, first_order=True
             )
-            self._adapted[task] = {n: p.detach() for n, p in adapted.items()}
-            weights[task] = self.inference_weights(self._adapted[task], base=base)
+            adapted[task] = {n: p.detach() for n, p in new_params.items()}
+            weights[task] = self.inference_weights(adapted[task], base=base)
             inner_losses.append(loss.item())
-        self.metrics.log_value(
-            (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_LOSS_KEY}_{step}"),
-            float(np.mean(inner_losses)),
-            window=1,
-        )
-        return weights
+        return weights, inner_losses
+
+    # ----------------------------------------------------------- evaluation
+    def evaluation_adapt(
+        self, *, first: bool, episodes_by_task: dict[int, list]
+    ) -> dict[int, dict]:
+        """One more inner step per task on evaluation data, as in training.
+
+        Nothing is stored for the meta-update. `first=True` starts every task
+        from the current meta-parameters.
+
+        Returns:
+            task index -> inference-only weights for the next evaluation step.
+        """
+        if first:
+            self._evaluation_adapted: dict[int, F.Params] = {}
+        task_batches = self._episodes_to_task_batches(episodes_by_task)
+        return self._adapt_tasks(task_batches, self._evaluation_adapted)[0]
+
+    def module_state(self) -> dict:
+        """The full state (policy and value function) of the meta-policy."""
+        return self._maml_module().get_state()
+
+    def set_module_state(self, state: dict) -> None:
+        """Loads a full module state (e.g. a baseline's) into the meta-policy."""
+        self._maml_module().set_state(state)
+
+    def fresh_module_state(self, seed: int) -> dict:
+        """The state of a newly initialized module (the random-init baseline)."""
+        torch.manual_seed(seed)
+        module = self._module_spec.build()[DEFAULT_MODULE_ID]
+        return module.unwrapped().get_state()
 
     @override(TorchLearner)
     def compute_loss_for_module(

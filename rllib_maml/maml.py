@@ -127,6 +127,9 @@ class MAMLConfig(AlgorithmConfig):
         self.num_env_runners = 2
         # Every task samples whole episodes.
         self.batch_mode = "complete_episodes"
+        # `algo.evaluate()` (and `evaluation_interval`): adapt to held-out tasks.
+        self.evaluation_num_tasks = 20
+        self.evaluation_adaptation_steps = None  # None: `inner_adaptation_steps`
 
     @override(AlgorithmConfig)
     def training(
@@ -218,6 +221,36 @@ class MAMLConfig(AlgorithmConfig):
         ):
             if value is not NotProvided:
                 setattr(self, name, value)
+        return self
+
+    @override(AlgorithmConfig)
+    def evaluation(
+        self,
+        *,
+        evaluation_num_tasks: int | None = NotProvided,
+        evaluation_adaptation_steps: int | None = NotProvided,
+        **kwargs,
+    ) -> MAMLConfig:
+        """Sets the evaluation settings.
+
+        `algo.evaluate()` (run every `evaluation_interval` iterations if set)
+        adapts the meta-policy to held-out tasks exactly as in training and
+        reports the returns after 0..N inner steps (see
+        `rllib_maml.evaluation`). The other arguments are RLlib's.
+
+        Args:
+            evaluation_num_tasks: held-out tasks per evaluation.
+            evaluation_adaptation_steps: inner steps per held-out task (N);
+                None: `inner_adaptation_steps`.
+
+        Returns:
+            This updated MAMLConfig object.
+        """
+        super().evaluation(**kwargs)
+        if evaluation_num_tasks is not NotProvided:
+            self.evaluation_num_tasks = evaluation_num_tasks
+        if evaluation_adaptation_steps is not NotProvided:
+            self.evaluation_adaptation_steps = evaluation_adaptation_steps
         return self
 
     @property
@@ -334,6 +367,32 @@ class MAMLConfig(AlgorithmConfig):
                     f"`{name}` must be a finite number {bound}, got {value!r}. Set "
                     f"`config.training({name}={fix_value})`."
                 )
+        steps = self.evaluation_adaptation_steps
+        if steps is not None and (
+            not isinstance(steps, (int, np.integer))
+            or isinstance(steps, bool)
+            or steps < 0
+        ):
+            self._value_error(
+                f"`evaluation_adaptation_steps` must be None or an integer >= 0, got "
+                f"{steps!r}. Set `config.evaluation(evaluation_adaptation_steps=3)`."
+            )
+        tasks = self.evaluation_num_tasks
+        if (
+            not isinstance(tasks, (int, np.integer))
+            or isinstance(tasks, bool)
+            or (tasks < 1)
+        ):
+            self._value_error(
+                f"`evaluation_num_tasks` must be an integer >= 1, got {tasks!r}. Set "
+                "`config.evaluation(evaluation_num_tasks=20)`."
+            )
+        if self.evaluation_parallel_to_training:
+            self._value_error(
+                "`evaluation_parallel_to_training=True` is not supported: MAML's "
+                "evaluation adapts on the learner, between training iterations. "
+                "Set `config.evaluation(evaluation_parallel_to_training=False)`."
+            )
         if not 0.0 <= self.lambda_ <= 1.0:
             self._value_error(
                 f"`lambda_` must be in [0, 1], got {self.lambda_!r}. Set "
@@ -461,6 +520,47 @@ class MAML(Algorithm):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group, inference_only=True
             )
+
+    @override(Algorithm)
+    def evaluate(self, parallel_train_future=None) -> dict:
+        """Adapts the meta-policy to held-out tasks, as in training.
+
+        Samples `evaluation_num_tasks` held-out tasks (seeded by `config.seed`,
+        apart from training's draws) and reports, under the training result
+        keys, the mean return after 0..N inner steps
+        (`evaluation_adaptation_steps`). Uses the evaluation env runners if
+        there are any, else the training ones. For baselines, tables and plots
+        see `rllib_maml.evaluation.evaluate_with_baselines`.
+        """
+        from rllib_maml.evaluation import adaptation_returns, heldout_tasks
+
+        config = self.config
+        num_steps = config.evaluation_adaptation_steps
+        if num_steps is None:
+            num_steps = config.inner_adaptation_steps
+        seed = config.seed if config.seed is not None else 0
+        group = self.env_runner_group
+        if self.eval_env_runner_group is not None and (
+            self.eval_env_runner_group.num_healthy_remote_env_runners() > 0
+        ):
+            group = self.eval_env_runner_group
+        tasks = heldout_tasks(self, config.evaluation_num_tasks, seed)
+        returns = adaptation_returns(
+            self,
+            tasks=tasks,
+            num_steps=num_steps,
+            episodes_per_task=config.episodes_per_task,
+            seed=seed,
+            env_runner_group=group,
+        ).mean(axis=0)
+        runner_results = {EPISODE_RETURN_MEAN: float(returns[0])}
+        for step in range(1, num_steps + 1):
+            runner_results[episode_return_mean_adapt_key(step)] = float(returns[step])
+        return {
+            ENV_RUNNER_RESULTS: runner_results,
+            ADAPTATION_DELTA: float(returns[-1] - returns[0]),
+            NUM_TASKS: len(tasks),
+        }
 
     @override(Algorithm)
     def restore_from_path(self, path, *args, **kwargs) -> None:

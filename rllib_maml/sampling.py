@@ -11,6 +11,7 @@ import functools
 import logging
 from typing import Any
 
+import torch
 from ray.rllib.env.env_runner_group import EnvRunnerGroup
 from ray.rllib.utils import metrics
 
@@ -30,8 +31,10 @@ _MIXED_EPISODE_METRICS = (
     "module_episode_return_mean",
 )
 
-# A job: (task index, task, inference-only weights to sample it with).
-Job = tuple[int, Any, dict]
+# A job: (task index, task, inference-only weights to sample it with, seed or
+# None). A seed makes the job repeatable: it seeds the env reset and torch's
+# action sampling on the runner.
+Job = tuple[int, Any, dict, int | None]
 
 
 def sample_jobs_on_env_runner(
@@ -47,10 +50,14 @@ def sample_jobs_on_env_runner(
         per-episode statistics, None or `{"task_index", "error"}`).
     """
     episodes_by_task, failure = {}, None
-    for task_index, task, weights in jobs:
+    for task_index, task, weights, seed in jobs:
         try:
             env_runner.module.set_state(weights)
             env_runner.env.unwrapped.call("set_task", task)
+            if seed is not None:
+                torch.manual_seed(seed)
+                # The runner seeds its envs on its next "initial" reset only.
+                env_runner._seed, env_runner._needs_initial_reset = seed, True
             episodes_by_task[task_index] = env_runner.sample(
                 num_episodes=num_episodes, explore=True
             )
@@ -85,8 +92,12 @@ def sample_episodes_per_task(
     num_episodes: int,
     fault_tolerant: bool = True,
     max_attempts: int = 3,
+    seeds_by_task: dict[int, int] | None = None,
 ) -> tuple[dict[int, list], list[dict]]:
     """Samples `num_episodes` episodes for every task, spread over the runners.
+
+    `seeds_by_task` (optional) makes each task's episodes repeatable whichever
+    runner samples them (evaluation uses it).
 
     If a runner fails (its env raises, or its actor dies): with
     `fault_tolerant`, its unsampled tasks are sampled again on the other healthy
@@ -101,7 +112,9 @@ def sample_episodes_per_task(
     pending = list(range(len(tasks)))
     failed_runners: set[int] = set()
     for attempt in range(max_attempts):
-        jobs = lambda ids: [(i, tasks[i], weights_by_task[i]) for i in ids]  # noqa: E731
+        jobs = lambda ids: [  # noqa: E731
+            (i, tasks[i], weights_by_task[i], (seeds_by_task or {}).get(i)) for i in ids
+        ]
         runner_ids = [
             rid
             for rid in env_runner_group.healthy_env_runner_ids()

@@ -33,7 +33,8 @@ def sample(runner, learner, tasks, num_episodes, weights_by_task=None):
     """Episodes per task index, sampled with the learner's current meta-policy."""
     meta = learner.inference_weights()
     jobs = [
-        (i, task, (weights_by_task or {}).get(i, meta)) for i, task in enumerate(tasks)
+        (i, task, (weights_by_task or {}).get(i, meta), None)
+        for i, task in enumerate(tasks)
     ]
     episodes, _, failure = sample_jobs_on_env_runner(runner, jobs, num_episodes)
     assert failure is None, failure

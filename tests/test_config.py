@@ -143,3 +143,28 @@ def test_user_model_config_keeps_the_maml_defaults_it_does_not_set():
     assert config.model_config["vf_share_layers"] is False
     assert config.model_config["fcnet_activation"] == "tanh"
     assert MAMLConfig().model_config["fcnet_hiddens"] == [64, 64]
+
+
+@pytest.mark.parametrize(
+    "evaluation, match",
+    [
+        ({"evaluation_num_tasks": 0}, r"`evaluation_num_tasks` must be an integer"),
+        (
+            {"evaluation_adaptation_steps": -1},
+            r"`evaluation_adaptation_steps` must be None or an integer >= 0, got -1",
+        ),
+        (
+            {
+                "evaluation_interval": 1,
+                "evaluation_num_env_runners": 1,
+                "evaluation_parallel_to_training": True,
+            },
+            r"`evaluation_parallel_to_training=True` is not supported",
+        ),
+    ],
+)
+def test_bad_evaluation_settings(evaluation, match):
+    config = local_config().evaluation(**evaluation)
+    with pytest.raises(ValueError, match=match) as info:
+        config.validate()
+    assert "config.evaluation(" in str(info.value)

@@ -245,3 +245,40 @@ def test_custom_meta_env_example_trains(ray_session):
     spec.loader.exec_module(example)
     results = example.main(iterations=6)
     assert np.mean([r["adaptation_delta"] for r in results[-3:]]) > 0
+
+
+def test_one_round_trip_to_the_runners_per_adaptation_step(ray_session):
+    """K inner steps need K + 1 sampling rounds, whatever the number of tasks."""
+    config = (
+        MAMLConfig()
+        .environment("rllib_maml/Navigation2D-v0")
+        .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
+        .training(meta_batch_size=6, episodes_per_task=1, inner_adaptation_steps=2)
+    )
+    algo = config.build_algo()
+    group = algo.env_runner_group
+    calls = []
+    original = group.foreach_env_runner
+
+    def counting(func, *args, **kwargs):
+        calls.append(func)
+        return original(func, *args, **kwargs)
+
+    group.foreach_env_runner = counting
+    try:
+        result = algo.train()
+    finally:
+        group.foreach_env_runner = original
+        algo.stop()
+    rounds = [
+        funcs
+        for funcs in calls
+        if isinstance(funcs, list)
+        and all(
+            getattr(f, "func", None) is sampling.sample_jobs_on_env_runner
+            for f in funcs
+        )
+    ]
+    assert result["num_tasks"] == 6
+    assert len(rounds) == 3
+    assert all(len(funcs) == 2 for funcs in rounds)  # one call per runner

@@ -12,20 +12,22 @@ ITERATIONS = 15  # 10 tasks x 10 episodes x 100 steps x 2 = 20k env steps each
 LAST = 5
 
 
-@pytest.mark.parametrize("outer_optimizer", ["ppo", "trpo"])
-def test_navigation2d_adaptation_delta_positive(ray_session, outer_optimizer):
-    config = (
+def navigation_config(**training) -> MAMLConfig:
+    """Navigation2D-v0, 2 runners x 5 envs, 10 tasks x 10 episodes, seed 0."""
+    return (
         MAMLConfig()
         .environment("rllib_maml/Navigation2D-v0")
         .env_runners(
             num_env_runners=2, num_envs_per_env_runner=5, num_cpus_per_env_runner=0.5
         )
-        .training(
-            meta_batch_size=10, episodes_per_task=10, outer_optimizer=outer_optimizer
-        )
+        .training(meta_batch_size=10, episodes_per_task=10, **training)
         .debugging(seed=0)
     )
-    algo = config.build_algo()
+
+
+@pytest.mark.parametrize("outer_optimizer", ["ppo", "trpo"])
+def test_navigation2d_adaptation_delta_positive(ray_session, outer_optimizer):
+    algo = navigation_config(outer_optimizer=outer_optimizer).build_algo()
     results = []
     try:
         print(HEADER)
@@ -44,3 +46,23 @@ def test_navigation2d_adaptation_delta_positive(ray_session, outer_optimizer):
     )
     assert np.mean(deltas) > 2.0
     assert post_last > post_first + 15.0
+
+
+def test_maml_beats_random_init_after_one_step_on_heldout_tasks(ray_session):
+    """After a short meta-training run, one inner step from the meta-policy
+    beats one inner step from a fresh policy on held-out tasks."""
+    from rllib_maml.evaluation import evaluate_with_baselines, markdown_table
+
+    algo = navigation_config().build_algo()
+    try:
+        for _ in range(8):
+            algo.train()
+        report = evaluate_with_baselines(
+            algo, num_tasks=10, num_steps=1, seed=1, baselines=("random",)
+        )
+    finally:
+        algo.stop()
+    print(markdown_table(report))
+    maml = report["methods"]["maml"]["return_mean"]
+    random_init = report["methods"]["random"]["return_mean"]
+    assert maml[1] > random_init[1] + 10.0

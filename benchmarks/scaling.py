@@ -1,0 +1,107 @@
+"""MAML env steps per second over 1..R remote env runners, with a time breakdown.
+
+Each setting builds MAML, runs warm-up iterations, then times `--iterations`
+iterations: env steps sampled per second of wall-clock (end to end) and of
+sampling alone, and the per-iteration breakdown the result's timers give
+(sampling per adaptation step, inner adaptation, meta-update, weight sync).
+Every runner gets `--cpus-per-runner` CPUs.
+
+How to run:
+    python benchmarks/scaling.py                         # 1 and 2 runners (2 cores)
+    python benchmarks/scaling.py --runners 1 4 8 15      # a 16-core machine
+    python benchmarks/scaling.py --runners 2 --meta-batch-size 20 \
+        --episodes-per-task 20 --envs-per-runner 10      # the MAML paper's 80k steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+import ray
+from _common import RESULTS, write_results
+
+import rllib_maml  # noqa: F401  (registers the envs)
+from rllib_maml import MAMLConfig
+
+TIMERS = {
+    "sampling_step_0": "env_runner_sampling_timer_step_0",
+    "sampling_step_1": "env_runner_sampling_timer_step_1",
+    "inner_adaptation": "inner_adaptation",
+    "meta_update": "learner_update_timer",
+    "weight_sync": "synch_weights",
+}
+
+
+def run(args, runners: int) -> dict:
+    config = (
+        MAMLConfig()
+        .environment(args.env)
+        .env_runners(
+            num_env_runners=runners,
+            num_envs_per_env_runner=args.envs_per_runner,
+            num_cpus_per_env_runner=args.cpus_per_runner,
+        )
+        .training(
+            meta_batch_size=args.meta_batch_size,
+            episodes_per_task=args.episodes_per_task,
+        )
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    for _ in range(args.warmup):
+        algo.train()
+    breakdown = {name: [] for name in TIMERS}
+    steps, sampling = [], []
+    start = time.perf_counter()
+    for _ in range(args.iterations):
+        before = time.perf_counter()
+        result = algo.train()
+        wall = time.perf_counter() - before
+        timers = result["timers"]
+        for name, key in TIMERS.items():
+            breakdown[name].append(timers.get(key, float("nan")))
+        steps.append(result["env_runners"]["num_env_steps_sampled"])
+        sampling.append(timers["env_runner_sampling_timer"])
+        breakdown.setdefault("total", []).append(wall)
+    wall = time.perf_counter() - start
+    algo.stop()
+    return {
+        "num_env_runners": runners,
+        "env_steps_per_iteration": float(np.mean(steps)),
+        "end_to_end_env_steps_per_s": float(np.sum(steps) / wall),
+        "sampling_env_steps_per_s": float(np.sum(steps) / np.sum(sampling)),
+        "seconds_per_iteration": {k: float(np.mean(v)) for k, v in breakdown.items()},
+        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="rllib_maml/Navigation2D-v0")
+    parser.add_argument("--runners", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--cpus-per-runner", type=float, default=1.0)
+    parser.add_argument("--envs-per-runner", type=int, default=10)
+    parser.add_argument("--meta-batch-size", type=int, default=10)
+    parser.add_argument("--episodes-per-task", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--output", default=str(RESULTS / "scaling.json"))
+    args = parser.parse_args()
+    ray.init(include_dashboard=False, log_to_driver=False)
+    rows = []
+    for runners in args.runners:
+        rows.append(run(args, runners))
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]["end_to_end_env_steps_per_s"]
+    for row in rows:
+        row["speedup_over_first"] = row["end_to_end_env_steps_per_s"] / base
+    write_results(args.output, "MAML scaling over env runners", args, results=rows)
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

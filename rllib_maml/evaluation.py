@@ -1,0 +1,350 @@
+"""Few-shot evaluation: adapt to held-out tasks, against baselines.
+
+Every method is a module state evaluated with the same procedure as MAML's
+training: sample each held-out task with the method's policy, take one inner
+step on that data (the algorithm's `inner_loss` and `inner_lr`), sample again,
+... up to `num_steps` steps. The returns after 0, 1, ..., `num_steps` steps are
+reported per task, with mean, standard deviation and standard error.
+
+Methods:
+- `maml`: the algorithm's meta-policy.
+- `random`: a freshly initialized policy (same network).
+- `pretrained`: one policy trained on the whole task distribution without
+  meta-learning (multi-task PPO, see `rllib_maml.baselines`).
+- `oracle`: a policy trained on the oracle env (the task in the observation),
+  evaluated on the oracle env: the upper bound.
+
+The report (`evaluate_with_baselines`) is a dict; `write_report` saves it as
+`evaluation.json` (schema: `REPORT_SCHEMA` below), `evaluation.md` and
+`adaptation.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ray.rllib.env.env_context import EnvContext
+
+from rllib_maml.envs.base import find_non_finite, sample_tasks_checked
+from rllib_maml.sampling import sample_episodes_per_task
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+METHODS = ("maml", "random", "pretrained", "oracle")
+# Held-out tasks come from a task RNG seeded apart from training's (which is
+# seeded with `config.seed`), so for continuous task distributions they are
+# disjoint from every training draw.
+HELDOUT_SEED_OFFSET = 1_000_003
+
+# Documented in the README; `check_report` enforces it.
+REPORT_SCHEMA: dict[str, type | tuple] = {
+    "schema_version": int,
+    "env": str,
+    "checkpoint": (str, type(None)),
+    "num_tasks": int,
+    "adaptation_steps": int,
+    "episodes_per_task": int,
+    "inner_lr": float,
+    "inner_loss": str,
+    "seed": int,
+    "tasks": list,
+    "methods": dict,
+}
+METHOD_SCHEMA: dict[str, type | tuple] = {
+    "env": str,
+    "return_mean": list,  # [adaptation_steps + 1]
+    "return_std": list,  # over tasks
+    "return_sem": list,  # standard error of the mean over tasks
+    "task_returns": list,  # [num_tasks][adaptation_steps + 1]
+    "source": str,  # where the policy came from
+}
+
+
+def heldout_tasks(algo, num_tasks: int, seed: int, env_name: str | None = None):
+    """`num_tasks` tasks drawn from the env's distribution with a held-out seed."""
+    config = algo.config
+    env = algo.env_creator(EnvContext(config.env_config, worker_index=0))
+    try:
+        env.reset(seed=seed + HELDOUT_SEED_OFFSET)
+        return sample_tasks_checked(env, num_tasks, env_name or config.env)
+    finally:
+        env.close()
+
+
+def adaptation_returns(
+    algo,
+    *,
+    tasks: list,
+    num_steps: int,
+    episodes_per_task: int,
+    seed: int,
+    module_state: dict | None = None,
+    env_runner_group=None,
+) -> np.ndarray:
+    """Mean episode return per task after 0..`num_steps` inner steps.
+
+    Samples on the algorithm's env runners (or `env_runner_group`), adapts on
+    its learner, exactly as a training iteration does, but leaves the
+    meta-policy and the iteration's training data untouched. Seeded: the same
+    module state, tasks and seed give the same returns.
+
+    Args:
+        module_state: a full module state to evaluate instead of the
+            meta-policy (a baseline); the meta-policy is restored afterwards.
+
+    Returns:
+        Array of shape [len(tasks), num_steps + 1].
+    """
+    group = env_runner_group or algo.env_runner_group
+    config = algo.config
+    call = algo._call_learner
+    saved = call(lambda learner: learner.module_state()) if module_state else None
+    try:
+        if module_state is not None:
+            call(lambda learner: learner.set_module_state(module_state))
+        start = call(lambda learner: learner.inference_weights())
+        weights_by_task = {i: start for i in range(len(tasks))}
+        returns = np.zeros((len(tasks), num_steps + 1))
+        for step in range(num_steps + 1):
+            episodes_by_task, _ = sample_episodes_per_task(
+                group,
+                tasks=tasks,
+                weights_by_task=weights_by_task,
+                num_episodes=episodes_per_task,
+                fault_tolerant=(
+                    config.restart_failed_env_runners
+                    or config.ignore_env_runner_failures
+                ),
+                seeds_by_task={
+                    i: seed + 7919 * step + 104729 * i for i in range(len(tasks))
+                },
+            )
+            if find_non_finite(episodes_by_task) is not None:
+                raise ValueError(
+                    f"Env {config.env!r} returned non-finite values during evaluation "
+                    f"(adaptation step {step})."
+                )
+            for i, episodes in episodes_by_task.items():
+                returns[i, step] = np.mean([ep.get_return() for ep in episodes])
+            if step < num_steps:
+                weights_by_task = call(
+                    lambda learner, first=step == 0, e=episodes_by_task: (
+                        learner.evaluation_adapt(first=first, episodes_by_task=e)
+                    )
+                )
+    finally:
+        if saved is not None:
+            call(lambda learner: learner.set_module_state(saved))
+    return returns
+
+
+def summarize(returns: np.ndarray, env: str, source: str) -> dict[str, Any]:
+    """One method's entry of the report."""
+    n = returns.shape[0]
+    std = returns.std(axis=0, ddof=1) if n > 1 else np.zeros(returns.shape[1])
+    return {
+        "env": env,
+        "return_mean": returns.mean(axis=0).tolist(),
+        "return_std": std.tolist(),
+        "return_sem": (std / np.sqrt(n)).tolist(),
+        "task_returns": returns.tolist(),
+        "source": source,
+    }
+
+
+def evaluate_with_baselines(
+    algo,
+    *,
+    num_tasks: int = 20,
+    num_steps: int = 3,
+    episodes_per_task: int | None = None,
+    seed: int = 0,
+    baselines: tuple[str, ...] = ("random", "pretrained", "oracle"),
+    pretrained_state: dict | None = None,
+    oracle_state: dict | None = None,
+    oracle_env: str | None = None,
+    baseline_iterations: int = 50,
+    checkpoint: str | None = None,
+    log: Callable[[str], None] = logger.info,
+) -> dict[str, Any]:
+    """Evaluates MAML and the baselines on the same held-out tasks.
+
+    Args:
+        algo: a built MAML algorithm (trained, or restored from a checkpoint).
+        num_tasks: held-out tasks to adapt to.
+        num_steps: inner steps per task (may exceed the training setting).
+        episodes_per_task: episodes per task and step; default: the
+            algorithm's `episodes_per_task`.
+        seed: seeds the held-out tasks and all evaluation sampling.
+        baselines: any of "random", "pretrained", "oracle".
+        pretrained_state, oracle_state: module states to use for those
+            baselines; if missing they are trained with multi-task PPO for
+            `baseline_iterations` iterations.
+        oracle_env: the oracle env's registered name; default: the shipped
+            env's `...Oracle-v0` variant.
+        checkpoint: recorded in the report.
+        log: called with a line of progress per method.
+    """
+    from rllib_maml import baselines as bl
+
+    unknown = sorted(set(baselines) - set(METHODS[1:]))
+    if unknown:
+        raise ValueError(
+            f"Unknown baseline(s) {unknown}; choose from {list(METHODS[1:])}."
+        )
+    config = algo.config
+    episodes = episodes_per_task or config.episodes_per_task
+    tasks = heldout_tasks(algo, num_tasks, seed)
+    run = dict(tasks=tasks, num_steps=num_steps, episodes_per_task=episodes, seed=seed)
+    methods: dict[str, dict] = {}
+
+    log(f"Evaluating maml on {num_tasks} held-out tasks, {num_steps} steps ...")
+    methods["maml"] = summarize(
+        adaptation_returns(algo, **run), config.env, checkpoint or "algorithm"
+    )
+    if "random" in baselines:
+        log("Evaluating random init ...")
+        state = algo._call_learner(lambda learner: learner.fresh_module_state(seed))
+        methods["random"] = summarize(
+            adaptation_returns(algo, module_state=state, **run),
+            config.env,
+            f"fresh module, torch seed {seed}",
+        )
+    if "pretrained" in baselines:
+        source = "given module state"
+        if pretrained_state is None:
+            log(
+                f"Training the pretrained baseline ({baseline_iterations} PPO "
+                "iterations) ..."
+            )
+            pretrained_state = bl.train_multitask_ppo(
+                config, config.env, num_iterations=baseline_iterations, seed=seed
+            )
+            source = f"multi-task PPO, {baseline_iterations} iterations"
+        log("Evaluating pretrained ...")
+        methods["pretrained"] = summarize(
+            adaptation_returns(algo, module_state=pretrained_state, **run),
+            config.env,
+            source,
+        )
+    if "oracle" in baselines:
+        oracle_env = oracle_env or bl.oracle_env_name(config.env)
+        source = "given module state"
+        if oracle_state is None:
+            log(f"Training the oracle baseline ({baseline_iterations} PPO iterations)")
+            oracle_state = bl.train_multitask_ppo(
+                config, oracle_env, num_iterations=baseline_iterations, seed=seed
+            )
+            source = f"multi-task PPO on {oracle_env}, {baseline_iterations} iterations"
+        log("Evaluating oracle ...")
+        oracle_algo = bl.build_like(algo, env=oracle_env)
+        try:
+            methods["oracle"] = summarize(
+                adaptation_returns(oracle_algo, module_state=oracle_state, **run),
+                oracle_env,
+                source,
+            )
+        finally:
+            oracle_algo.stop()
+
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "env": str(config.env),
+        "checkpoint": checkpoint,
+        "num_tasks": num_tasks,
+        "adaptation_steps": num_steps,
+        "episodes_per_task": episodes,
+        "inner_lr": float(config.inner_lr),
+        "inner_loss": config.inner_loss,
+        "seed": seed,
+        "tasks": [to_jsonable(task) for task in tasks],
+        "methods": methods,
+    }
+    check_report(report)
+    return report
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tasks (numpy arrays, scalars, dicts of them) as plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def check_report(report: dict[str, Any]) -> None:
+    """Raises ValueError if `report` does not follow `REPORT_SCHEMA`."""
+
+    def check(obj, schema, where):
+        for key, kind in schema.items():
+            if key not in obj:
+                raise ValueError(f"{where}: missing key {key!r}.")
+            if not isinstance(obj[key], kind):
+                raise ValueError(f"{where}: {key!r} is {type(obj[key]).__name__}.")
+
+    check(report, REPORT_SCHEMA, "report")
+    width = report["adaptation_steps"] + 1
+    for name, entry in report["methods"].items():
+        if name not in METHODS:
+            raise ValueError(f"report: unknown method {name!r}.")
+        check(entry, METHOD_SCHEMA, f"methods[{name!r}]")
+        for key in ("return_mean", "return_std", "return_sem"):
+            if len(entry[key]) != width:
+                raise ValueError(f"methods[{name!r}][{key!r}] needs {width} values.")
+        if len(entry["task_returns"]) != report["num_tasks"] or any(
+            len(row) != width for row in entry["task_returns"]
+        ):
+            raise ValueError(
+                f"methods[{name!r}]['task_returns'] must be "
+                f"[{report['num_tasks']}][{width}]."
+            )
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """Mean return (± standard error) after each number of inner steps."""
+    steps = range(report["adaptation_steps"] + 1)
+    lines = [
+        f"Held-out tasks: {report['num_tasks']} of {report['env']}, "
+        f"{report['episodes_per_task']} episodes per task and step, inner lr "
+        f"{report['inner_lr']}, seed {report['seed']}.",
+        "",
+        "| method | " + " | ".join(f"{k} steps" for k in steps) + " |",
+        "|---|" + "---:|" * len(steps),
+    ]
+    for name, entry in report["methods"].items():
+        cells = [
+            f"{m:.2f} ± {s:.2f}"
+            for m, s in zip(entry["return_mean"], entry["return_sem"], strict=True)
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], output_dir: str) -> dict[str, str]:
+    """Writes evaluation.json, evaluation.md and adaptation.png; returns paths."""
+    from rllib_maml.plots import plot_adaptation
+
+    check_report(report)
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {
+        "json": os.path.join(output_dir, "evaluation.json"),
+        "markdown": os.path.join(output_dir, "evaluation.md"),
+        "png": os.path.join(output_dir, "adaptation.png"),
+    }
+    with open(paths["json"], "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    with open(paths["markdown"], "w", encoding="utf-8") as f:
+        f.write(markdown_table(report))
+    plot_adaptation(report, paths["png"])
+    return paths

@@ -1,0 +1,101 @@
+"""PNG plots: return vs adaptation steps, and training curves."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+from typing import Any
+
+# Column names in Tune's progress.csv (and in the one `rllib-maml train` writes).
+STEPS_COLUMN = "env_runners/num_env_steps_sampled_lifetime"
+PRE_COLUMN = "env_runners/episode_return_mean"
+ADAPT_PREFIX = "env_runners/episode_return_mean_adapt_"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_adaptation(report: dict[str, Any], path: str) -> str:
+    """Return vs number of inner steps, one line per method (± standard error)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = list(range(report["adaptation_steps"] + 1))
+    for name, entry in report["methods"].items():
+        mean, sem = entry["return_mean"], entry["return_sem"]
+        ax.errorbar(steps, mean, yerr=sem, marker="o", capsize=3, label=name)
+    ax.set_xticks(steps)
+    ax.set_xlabel("inner gradient steps")
+    ax.set_ylabel("average return")
+    ax.set_title(f"{report['env']}: {report['num_tasks']} held-out tasks")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def find_progress_files(result_dir: str) -> list[str]:
+    """progress.csv files under a Tune experiment, trial or `train` directory."""
+    if os.path.isfile(result_dir):
+        return [result_dir]
+    files = sorted(
+        glob.glob(os.path.join(result_dir, "**", "progress.csv"), recursive=True)
+    )
+    if not files:
+        raise FileNotFoundError(
+            f"No progress.csv under {result_dir!r}. Give a Tune experiment or trial "
+            "directory, or the --checkpoint-dir of `rllib-maml train`."
+        )
+    return files
+
+
+def read_curve(progress_csv: str) -> dict[str, list[float]]:
+    """Env steps, pre-adaptation and per-step post-adaptation returns."""
+    with open(progress_csv, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or STEPS_COLUMN not in rows[0] or PRE_COLUMN not in rows[0]:
+        raise ValueError(
+            f"{progress_csv!r} has no MAML results (columns {STEPS_COLUMN!r} and "
+            f"{PRE_COLUMN!r})."
+        )
+    columns = [PRE_COLUMN] + sorted(c for c in rows[0] if c.startswith(ADAPT_PREFIX))
+    rows = [r for r in rows if all(r.get(c) not in (None, "") for c in columns)]
+    curve = {"env_steps": [float(r[STEPS_COLUMN]) for r in rows]}
+    for column in columns:
+        label = (
+            "pre-adaptation"
+            if column == PRE_COLUMN
+            else (f"after {column[len(ADAPT_PREFIX) :]} step(s)")
+        )
+        curve[label] = [float(r[column]) for r in rows]
+    return curve
+
+
+def plot_training_curves(result_dir: str, path: str) -> str:
+    """Pre- and post-adaptation return over env steps for each run found."""
+    plt = _pyplot()
+    files = find_progress_files(result_dir)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for progress_csv in files:
+        curve = read_curve(progress_csv)
+        run = os.path.basename(os.path.dirname(progress_csv))
+        prefix = f"{run}: " if len(files) > 1 else ""
+        steps = curve.pop("env_steps")
+        for label, values in curve.items():
+            style = "--" if label == "pre-adaptation" else "-"
+            ax.plot(steps, values, style, label=prefix + label)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("average return")
+    ax.set_title("MAML training")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

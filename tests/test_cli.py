@@ -1,0 +1,139 @@
+"""The `rllib-maml` command line: train, evaluate, plot; clear errors."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rllib_maml import cli
+
+CLI = os.path.join(os.path.dirname(sys.executable), "rllib-maml")
+TUNED = sorted(
+    glob.glob(
+        os.path.join(os.path.dirname(__file__), "..", "examples", "tuned", "*.yaml")
+    )
+)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def assert_png(path):
+    import matplotlib.image
+
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_SIGNATURE
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert height > 100 and width > 100
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "plot"])
+def test_help_lists_the_options(command):
+    out = run_cli(command, "--help")
+    assert out.returncode == 0
+    expected = {
+        "train": "--stop-timesteps",
+        "evaluate": "--baselines",
+        "plot": "RESULT_DIR",
+    }
+    assert expected[command] in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--set", "training.foo=1"], "training.foo"),
+        (["train", "--set", "foo=1"], "'foo'"),
+        (["train", "--set", "nosuchsection.lr=1"], "nosuchsection.lr"),
+        (["train", "--set", "training.meta_batch_size=0"], "`meta_batch_size`"),
+        (["train", "--config", "/no/such.yaml"], "/no/such.yaml"),
+        (["train", "--stop-iters", "0"], "--stop-iters"),
+        (["evaluate", "--checkpoint", "/no/such/dir"], "/no/such/dir"),
+        (["plot", "/no/such/dir"], "/no/such/dir"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line(args, message):
+    out = run_cli(*args)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("path", TUNED, ids=os.path.basename)
+def test_tuned_examples_build_valid_configs(path):
+    args = cli.make_parser().parse_args(["train", "--config", path])
+    config, stop, grid = cli.build_config(args)
+    config.validate()
+    assert set(stop) <= set(cli.STOP_KEYS) and not grid
+    with open(path, encoding="utf-8") as f:
+        assert f.readline().startswith("# ")  # the sources come first
+
+
+def test_there_is_a_tuned_example_per_shipped_env():
+    from rllib_maml.envs import ENV_SPECS
+
+    envs = set()
+    for path in TUNED:
+        args = cli.make_parser().parse_args(["train", "--config", path])
+        envs.add(cli.build_config(args)[0].env.split("/")[-1])
+    assert envs == set(ENV_SPECS)
+
+
+@pytest.mark.integration
+def test_train_evaluate_plot(tmp_path):
+    import ray
+
+    ray.shutdown()  # the command line starts its own local Ray
+    run_dir, eval_dir = tmp_path / "run", tmp_path / "eval"
+    tuned = [p for p in TUNED if p.endswith("navigation2d.yaml")][0]
+    out = run_cli(
+        "train",
+        "--config",
+        tuned,
+        "--stop-iters",
+        "2",
+        "--set",
+        "training.meta_batch_size=3",
+        "--set",
+        "training.episodes_per_task=3",
+        "--checkpoint-dir",
+        str(run_dir),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "post-adapt" in out.stdout and os.path.isdir(run_dir / "checkpoint")
+
+    out = run_cli(
+        "evaluate",
+        "--checkpoint",
+        str(run_dir / "checkpoint"),
+        "--tasks",
+        "2",
+        "--steps",
+        "2",
+        "--episodes-per-task",
+        "2",
+        "--baseline-iters",
+        "1",
+        "--output",
+        str(eval_dir),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(eval_dir / "evaluation.json", encoding="utf-8") as f:
+        report = json.load(f)
+    assert set(report["methods"]) == {"maml", "random", "pretrained", "oracle"}
+    for entry in report["methods"].values():
+        assert len(entry["return_mean"]) == 3
+    assert report["methods"]["oracle"]["env"].endswith("Navigation2DOracle-v0")
+    assert "| oracle |" in (eval_dir / "evaluation.md").read_text()
+    assert_png(eval_dir / "adaptation.png")
+
+    os.remove(eval_dir / "adaptation.png")  # `plot` writes it again
+    for target, png in ((run_dir, "training_curve.png"), (eval_dir, "adaptation.png")):
+        out = run_cli("plot", str(target))
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert_png(target / png)

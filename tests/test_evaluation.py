@@ -1,0 +1,209 @@
+"""Few-shot evaluation: the same inner step as training, baselines, reports."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from helpers import local_config, local_runner_and_learner, sample
+from test_inner_step import INNER_LR, TASKS, reference_adapted_weights
+
+from rllib_maml.evaluation import (
+    HELDOUT_SEED_OFFSET,
+    check_report,
+    evaluate_with_baselines,
+    heldout_tasks,
+    markdown_table,
+    write_report,
+)
+
+
+def test_evaluation_inner_step_equals_theta_minus_lr_grad():
+    """Evaluation adapts with exactly the training inner step, from any policy."""
+    runner, learner = local_runner_and_learner(local_config(inner_lr=INNER_LR))
+    for state in (None, learner.fresh_module_state(seed=3)):
+        if state is not None:
+            learner.set_module_state(state)
+        # Sampled with the policy being evaluated, as evaluation does.
+        episodes = sample(runner, learner, TASKS, num_episodes=3)
+        module = learner.module["default_policy"]
+        theta = {n: p.detach().clone() for n, p in module.named_parameters()}
+        # Before adapting: the learner connector extends the episodes in place.
+        expected_by_task = {
+            task: reference_adapted_weights(module, eps, INNER_LR)
+            for task, eps in episodes.items()
+        }
+        adapted = learner.evaluation_adapt(first=True, episodes_by_task=episodes)
+        for task, weights in adapted.items():
+            expected = expected_by_task[task]
+            for name in learner.policy_param_names:
+                np.testing.assert_allclose(
+                    weights[name], expected[name], rtol=1e-4, atol=1e-6
+                )
+        # Nothing changes the meta-policy or the meta-update's data.
+        for n, p in module.named_parameters():
+            torch.testing.assert_close(p.detach(), theta[n], rtol=0, atol=0)
+        assert learner._steps == []
+
+
+def test_fresh_module_state_is_a_new_initialization():
+    _, learner = local_runner_and_learner(local_config())
+    current = learner.module_state()
+    first, again = learner.fresh_module_state(seed=1), learner.fresh_module_state(1)
+    other = learner.fresh_module_state(seed=2)
+    assert set(first) == set(current)
+    name = learner.policy_param_names[0]
+    np.testing.assert_array_equal(np.asarray(first[name]), np.asarray(again[name]))
+    assert not np.allclose(np.asarray(first[name]), np.asarray(other[name]))
+
+
+def test_heldout_tasks_are_disjoint_from_training_draws(ray_session):
+    algo = local_config().build_algo()
+    try:
+        heldout = heldout_tasks(algo, num_tasks=20, seed=0)
+        # Training draws: the driver's task env, seeded with config.seed (0).
+        training = algo.task_env.unwrapped.sample_tasks(500)
+        goals = {tuple(t["goal"]) for t in training}
+        assert not any(tuple(t["goal"]) in goals for t in heldout)
+        again = heldout_tasks(algo, num_tasks=20, seed=0)
+        np.testing.assert_array_equal(
+            [t["goal"] for t in heldout], [t["goal"] for t in again]
+        )
+        assert HELDOUT_SEED_OFFSET != 0
+    finally:
+        algo.stop()
+
+
+def _small_report():
+    return {
+        "schema_version": 1,
+        "env": "e",
+        "checkpoint": None,
+        "num_tasks": 2,
+        "adaptation_steps": 1,
+        "episodes_per_task": 3,
+        "inner_lr": 0.1,
+        "inner_loss": "lvc",
+        "seed": 0,
+        "tasks": [1, 2],
+        "methods": {
+            "maml": {
+                "env": "e",
+                "return_mean": [-2.0, -1.0],
+                "return_std": [0.5, 0.5],
+                "return_sem": [0.35, 0.35],
+                "task_returns": [[-2.5, -1.5], [-1.5, -0.5]],
+                "source": "algorithm",
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "break_it, match",
+    [
+        (lambda r: r.pop("env"), "missing key 'env'"),
+        (lambda r: r["methods"]["maml"]["return_mean"].pop(), "needs 2 values"),
+        (lambda r: r["methods"]["maml"]["task_returns"].pop(), r"\[2\]\[2\]"),
+        (lambda r: r["methods"].update(ppo=r["methods"]["maml"]), "unknown method"),
+        (lambda r: r.update(num_tasks="2"), "'num_tasks' is str"),
+    ],
+)
+def test_report_schema_is_checked(break_it, match):
+    report = _small_report()
+    check_report(report)
+    break_it(report)
+    with pytest.raises(ValueError, match=match):
+        check_report(report)
+
+
+def test_markdown_table_lists_each_method_and_step():
+    table = markdown_table(_small_report())
+    assert "| method | 0 steps | 1 steps |" in table
+    assert "| maml | -2.00 ± 0.35 | -1.00 ± 0.35 |" in table
+
+
+@pytest.mark.integration
+def test_evaluation_is_repeatable_and_leaves_the_meta_policy(ray_session, tmp_path):
+    config = (
+        local_config(meta_batch_size=2, episodes_per_task=2)
+        .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
+        .evaluation(
+            evaluation_interval=1,
+            evaluation_num_tasks=3,
+            evaluation_adaptation_steps=2,
+        )
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        evaluation = result["evaluation"]
+        assert evaluation["num_tasks"] == 3
+        runners = evaluation["env_runners"]
+        assert {"episode_return_mean_adapt_1", "episode_return_mean_adapt_2"} <= set(
+            runners
+        )
+        before = algo._call_learner(lambda learner: learner.module_state())
+        report = evaluate_with_baselines(
+            algo, num_tasks=3, num_steps=2, episodes_per_task=2, baselines=("random",)
+        )
+        after = algo._call_learner(lambda learner: learner.module_state())
+        for name, value in before.items():
+            np.testing.assert_array_equal(np.asarray(value), np.asarray(after[name]))
+        # Same module, tasks and seed: the same returns, on any runner.
+        assert report["methods"]["maml"]["return_mean"] == [
+            runners["episode_return_mean"],
+            runners["episode_return_mean_adapt_1"],
+            runners["episode_return_mean_adapt_2"],
+        ]
+        assert (
+            report["methods"]["random"]["return_mean"]
+            != (report["methods"]["maml"]["return_mean"])
+        )
+        paths = write_report(report, str(tmp_path))
+        with open(paths["json"], encoding="utf-8") as f:
+            check_report(json.load(f))
+    finally:
+        algo.stop()
+
+
+RESTORE_AND_EVALUATE = textwrap.dedent(
+    """
+    import json, sys
+    import ray
+    from rllib_maml import MAML
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    algo = MAML.from_checkpoint(sys.argv[1])
+    print("RESULT " + json.dumps(algo.evaluate()))
+    algo.stop()
+    """
+)
+
+
+@pytest.mark.integration
+def test_checkpoint_in_a_fresh_process_evaluates_identically(ray_session, tmp_path):
+    config = (
+        local_config(meta_batch_size=2, episodes_per_task=2)
+        .env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5)
+        .evaluation(evaluation_num_tasks=3)
+    )
+    algo = config.build_algo()
+    try:
+        algo.train()
+        path = algo.save_to_path(str(tmp_path / "checkpoint"))
+        here = algo.evaluate()
+    finally:
+        algo.stop()
+    ray_session.shutdown()
+    out = subprocess.run(
+        [sys.executable, "-c", RESTORE_AND_EVALUATE, path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    assert json.loads(line[len("RESULT ") :]) == json.loads(json.dumps(here))
