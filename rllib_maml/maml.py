@@ -15,7 +15,9 @@ One training iteration (`MAML.training_step`):
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,11 @@ ADAPTATION_DELTA = "adaptation_delta"
 NUM_TASKS = "num_tasks"
 # Timers under `result["timers"]`.
 INNER_ADAPTATION_TIMER = "inner_adaptation"
+# This iteration's wall-clock seconds per phase, under
+# `result["timers"]["iteration_seconds"]`: `sampling_step_<k>`,
+# `inner_adaptation`, `meta_update`, `weight_sync` (RLlib's timers above are
+# moving averages).
+ITERATION_SECONDS = "iteration_seconds"
 # Learner result keys (under `result["learners"]["default_policy"]`); the
 # per-step ones get a `_<k>` suffix.
 LEARNER_RESULTS_META_LOSS_KEY = "meta_loss"
@@ -422,6 +429,22 @@ class MAMLConfig(AlgorithmConfig):
             )
 
 
+class PhaseClock:
+    """Adds up wall-clock seconds per named phase: `with clock("phase"): ...`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
+
+
 class MAML(Algorithm):
     """Model-Agnostic Meta-Learning (Finn et al. 2017) with ProMP's meta-objective.
 
@@ -460,7 +483,11 @@ class MAML(Algorithm):
 
         # 2) Sample every task at each adaptation step with its current
         #    parameters; adapt after each step but the last.
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+        clock = PhaseClock()
+        with (
+            self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)),
+            clock("weight_sync"),
+        ):
             meta_weights = self._call_learner(
                 lambda learner: learner.inference_weights()
             )
@@ -468,7 +495,10 @@ class MAML(Algorithm):
         step_returns = []
         for step in range(num_steps + 1):
             with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-                with self.metrics.log_time((TIMERS, sampling_timer_key(step))):
+                with (
+                    self.metrics.log_time((TIMERS, sampling_timer_key(step))),
+                    clock(f"sampling_step_{step}"),
+                ):
                     episodes_by_task, runner_metrics = sample_episodes_per_task(
                         self.env_runner_group,
                         tasks=tasks,
@@ -490,7 +520,10 @@ class MAML(Algorithm):
                     "range."
                 )
             step_returns.append(self._log_episode_returns(step, episodes_by_task))
-            with self.metrics.log_time((TIMERS, INNER_ADAPTATION_TIMER)):
+            with (
+                self.metrics.log_time((TIMERS, INNER_ADAPTATION_TIMER)),
+                clock("inner_adaptation"),
+            ):
                 weights_by_task = self._call_learner(
                     lambda learner, s=step, e=episodes_by_task: (
                         learner.add_adaptation_data(step=s, episodes_by_task=e)
@@ -502,7 +535,10 @@ class MAML(Algorithm):
         self.metrics.log_value(NUM_TASKS, len(tasks), window=1)
 
         # 3) Meta-update on the learner.
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+        with (
+            self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)),
+            clock("meta_update"),
+        ):
             timesteps = {
                 NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                     (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
@@ -516,9 +552,16 @@ class MAML(Algorithm):
         # 4) The env runners sample the next iteration's step 0 with the new
         #    meta-policy, sent with that call; keep their own state current too
         #    (evaluation, checkpoints, restored runners read it).
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+        with (
+            self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)),
+            clock("weight_sync"),
+        ):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group, inference_only=True
+            )
+        for phase, seconds in clock.seconds.items():
+            self.metrics.log_value(
+                (TIMERS, ITERATION_SECONDS, phase), seconds, window=1
             )
 
     @override(Algorithm)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up .venv if needed, then runs the whole test suite (unit, integration and
-# learning tests; about 5 minutes on 2 cores). Arguments go to pytest.
+# learning tests; about 15 minutes on 2 cores). Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

@@ -281,4 +281,11 @@ def test_one_round_trip_to_the_runners_per_adaptation_step(ray_session):
     ]
     assert result["num_tasks"] == 6
     assert len(rounds) == 3
+    # The iteration's wall-clock breakdown is in the result.
+    seconds = result["timers"]["iteration_seconds"]
+    phases = ["sampling_step_0", "sampling_step_1", "sampling_step_2"]
+    phases += ["inner_adaptation", "meta_update", "weight_sync"]
+    assert sorted(seconds) == sorted(phases)
+    assert all(seconds[p] > 0 for p in phases)
+    assert sum(seconds.values()) < result["time_this_iter_s"]
     assert all(len(funcs) == 2 for funcs in rounds)  # one call per runner
