@@ -1,7 +1,7 @@
 """Meta-train MAML briefly, then adapt to held-out tasks against the baselines.
 
 How to run:
-    python examples/evaluate_baselines.py                   # about 6 minutes on 2 cores
+    python examples/evaluate_baselines.py                   # about 4 minutes on 2 cores
     python examples/evaluate_baselines.py --iterations 40 --baseline-iters 50
 
 It trains MAML, then evaluates on 20 held-out tasks with up to 3 inner steps:

@@ -110,7 +110,7 @@ def build_like(algo, *, env: Any):
     """A MAML algorithm with `algo`'s config on another env (the oracle's)."""
     config = algo.config.copy(copy_frozen=False)
     config.environment(env).env_runners(num_cpus_per_env_runner=0)
-    config.evaluation(evaluation_interval=None)
+    config.evaluation(evaluation_interval=None, evaluation_num_env_runners=0)
     return config.build_algo()
 
 

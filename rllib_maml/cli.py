@@ -62,8 +62,12 @@ def parse_setting(text: str, flag: str) -> tuple[str, str, Any]:
             f"{flag} {text!r}: expected KEY=VALUE, e.g. training.inner_lr=0.05"
         )
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw else None
-    return (*resolve_key(key.strip(), flag), value)
+    section, name = resolve_key(key.strip(), flag)
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError as e:
+        raise CLIError(f"{flag} {text!r}: the value is not valid YAML.") from e
+    return section, name, value
 
 
 def resolve_key(key: str, flag: str) -> tuple[str, str]:
@@ -96,10 +100,22 @@ def load_yaml(path: str) -> dict:
             spec = yaml.safe_load(f) or {}
     except OSError as e:
         raise CLIError(f"--config {path!r}: {e.strerror}.") from e
+    except yaml.YAMLError as e:
+        raise CLIError(f"--config {path!r}: not valid YAML ({e}).") from e
     if not isinstance(spec, dict) or not set(spec) <= {"env", "stop", "config"}:
         raise CLIError(
             f"--config {path!r}: expected a mapping with keys env, stop, config."
         )
+    sections = spec.get("config") or {}
+    if not isinstance(sections, dict) or not all(
+        isinstance(v, dict) or v is None for v in sections.values()
+    ):
+        raise CLIError(
+            f"--config {path!r}: `config` must map builder sections (e.g. training) "
+            "to mappings of settings."
+        )
+    if not isinstance(spec.get("stop") or {}, dict):
+        raise CLIError(f"--config {path!r}: `stop` must be a mapping.")
     return spec
 
 
@@ -119,6 +135,8 @@ def build_config(args) -> tuple[Any, dict, dict[tuple[str, str], list]]:
     grid = {}
     for text in args.grid or []:
         section, key, value = parse_setting(text, "--grid")
+        if isinstance(value, str) and "," in value:  # training.inner_lr=0.05,0.1
+            value = [yaml.safe_load(v) for v in value.split(",")]
         grid[(section, key)] = value if isinstance(value, list) else [value]
     if args.num_env_runners is not None:
         settings.setdefault("env_runners", {})["num_env_runners"] = args.num_env_runners
@@ -165,7 +183,8 @@ def _progress_row(result: dict) -> dict:
     return row
 
 
-def _reached(result: dict, stop: dict) -> bool:
+def stop_reached(result: dict, stop: dict) -> bool:
+    """Whether `result` meets the stop criteria (`STOP_KEYS`)."""
     if "training_iteration" in stop and (
         result["training_iteration"] >= stop["training_iteration"]
     ):
@@ -205,7 +224,7 @@ def cmd_train(args) -> int:
                 writer.writeheader()
             writer.writerow(row)
             f.flush()
-            done = _reached(result, stop)
+            done = stop_reached(result, stop)
             iteration = result["training_iteration"]
             if done or (args.checkpoint_freq and iteration % args.checkpoint_freq == 0):
                 path = algo.save_to_path(os.path.join(checkpoint_dir, "checkpoint"))
@@ -274,13 +293,16 @@ def cmd_evaluate(args) -> int:
 
     from rllib_maml import MAML
     from rllib_maml.baselines import module_state_from_checkpoint
-    from rllib_maml.evaluation import evaluate_with_baselines, write_report
+    from rllib_maml.evaluation import METHODS, evaluate_with_baselines, write_report
 
     baselines = tuple(b for b in args.baselines.split(",") if b)
-    valid = ("random", "pretrained", "oracle")
+    valid = METHODS[1:]
     bad = [b for b in baselines if b not in valid]
     if bad:
         raise CLIError(f"--baselines: unknown {bad}; choose from {','.join(valid)}.")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise CLIError(f"--output {args.output!r}: exists and is not a directory.")
+    os.makedirs(args.output, exist_ok=True)  # fails now, not after the evaluation
     for flag, path in (
         ("--checkpoint", args.checkpoint),
         ("--pretrained-checkpoint", args.pretrained_checkpoint),
@@ -379,7 +401,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--grid",
         action="append",
         metavar="SECTION.KEY=V1,V2",
-        help="sweep a setting with Tune, e.g. training.inner_lr=[0.05,0.1]",
+        help="sweep a setting with Tune, e.g. training.inner_lr=0.05,0.1 (or a "
+        "YAML list: [0.05,0.1])",
     )
     train.add_argument("--num-env-runners", type=int)
     stop = train.add_mutually_exclusive_group()
@@ -444,7 +467,15 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    for name in ("stop_iters", "stop_timesteps", "tasks", "steps", "num_samples"):
+    for name in (
+        "stop_iters",
+        "stop_timesteps",
+        "tasks",
+        "steps",
+        "num_samples",
+        "episodes_per_task",
+        "baseline_iters",
+    ):
         value = getattr(args, name, None)
         low = 0 if name == "steps" else 1
         if value is not None and value < low:
@@ -452,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (CLIError, ValueError, TypeError, FileNotFoundError) as e:
+    except (CLIError, ValueError, TypeError, OSError) as e:
+        if os.environ.get("RLLIB_MAML_DEBUG"):
+            raise
         message = str(e).strip().splitlines()
         print(
             f"rllib-maml: error: {message[0] if message else type(e).__name__}",

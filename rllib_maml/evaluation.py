@@ -66,13 +66,13 @@ METHOD_SCHEMA: dict[str, type | tuple] = {
 }
 
 
-def heldout_tasks(algo, num_tasks: int, seed: int, env_name: str | None = None):
+def heldout_tasks(algo, num_tasks: int, seed: int):
     """`num_tasks` tasks drawn from the env's distribution with a held-out seed."""
     config = algo.config
     env = algo.env_creator(EnvContext(config.env_config, worker_index=0))
     try:
         env.reset(seed=seed + HELDOUT_SEED_OFFSET)
-        return sample_tasks_checked(env, num_tasks, env_name or config.env)
+        return sample_tasks_checked(env, num_tasks, config.env)
     finally:
         env.close()
 
@@ -104,7 +104,9 @@ def adaptation_returns(
     group = env_runner_group or algo.env_runner_group
     config = algo.config
     call = algo._call_learner
-    saved = call(lambda learner: learner.module_state()) if module_state else None
+    saved = None
+    if module_state is not None:
+        saved = call(lambda learner: learner.module_state())
     try:
         if module_state is not None:
             call(lambda learner: learner.set_module_state(module_state))
@@ -199,6 +201,8 @@ def evaluate_with_baselines(
             f"Unknown baseline(s) {unknown}; choose from {list(METHODS[1:])}."
         )
     config = algo.config
+    if "oracle" in baselines:  # before any work: a custom env may have none
+        oracle_env = oracle_env or bl.oracle_env_name(config.env)
     episodes = episodes_per_task or config.episodes_per_task
     tasks = heldout_tasks(algo, num_tasks, seed)
     run = dict(tasks=tasks, num_steps=num_steps, episodes_per_task=episodes, seed=seed)
@@ -234,7 +238,6 @@ def evaluate_with_baselines(
             source,
         )
     if "oracle" in baselines:
-        oracle_env = oracle_env or bl.oracle_env_name(config.env)
         source = "given module state"
         if oracle_state is None:
             log(f"Training the oracle baseline ({baseline_iterations} PPO iterations)")

@@ -251,13 +251,35 @@ class MAMLTorchLearner(TorchLearner):
         return self._maml_module().get_state()
 
     def set_module_state(self, state: dict) -> None:
-        """Loads a full module state (e.g. a baseline's) into the meta-policy."""
+        """Loads a full module state (e.g. a baseline's) into the meta-policy.
+
+        Raises:
+            ValueError: if `state` is of another network than this learner's.
+        """
+        current = self.module_state()
+        shape = lambda v: tuple(np.shape(v))  # noqa: E731
+        mismatched = sorted(
+            name
+            for name in set(current) | set(state)
+            if name not in current
+            or name not in state
+            or shape(current[name]) != shape(state[name])
+        )
+        if mismatched:
+            raise ValueError(
+                "The module state does not fit this algorithm's network "
+                f"(model_config {self.config.model_config}): missing or differently "
+                f"shaped {mismatched[:4]}. Train it with the same "
+                "`config.rl_module(model_config=...)`."
+            )
         self._maml_module().set_state(state)
 
     def fresh_module_state(self, seed: int) -> dict:
-        """The state of a newly initialized module (the random-init baseline)."""
-        torch.manual_seed(seed)
-        module = self._module_spec.build()[DEFAULT_MODULE_ID]
+        """The state of a newly initialized module (the random-init baseline);
+        torch's global RNG state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self._module_spec.build()[DEFAULT_MODULE_ID]
         return module.unwrapped().get_state()
 
     @override(TorchLearner)

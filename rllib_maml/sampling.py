@@ -54,13 +54,11 @@ def sample_jobs_on_env_runner(
         try:
             env_runner.module.set_state(weights)
             env_runner.env.unwrapped.call("set_task", task)
-            if seed is not None:
-                torch.manual_seed(seed)
-                # The runner seeds its envs on its next "initial" reset only.
-                env_runner._seed, env_runner._needs_initial_reset = seed, True
-            episodes_by_task[task_index] = env_runner.sample(
-                num_episodes=num_episodes, explore=True
-            )
+            if seed is None:
+                episodes = env_runner.sample(num_episodes=num_episodes, explore=True)
+            else:
+                episodes = _seeded_sample(env_runner, num_episodes, seed)
+            episodes_by_task[task_index] = episodes
         except Exception as e:  # noqa: BLE001 - reported to the driver
             cause = e.__cause__ or e
             failure = {
@@ -72,6 +70,20 @@ def sample_jobs_on_env_runner(
     for key in _MIXED_EPISODE_METRICS:
         runner_metrics.pop(key, None)
     return episodes_by_task, runner_metrics, failure
+
+
+def _seeded_sample(env_runner, num_episodes: int, seed: int) -> list:
+    """`sample` with env resets and torch's action sampling seeded by `seed`;
+    the runner's own seed and torch's RNG state are restored afterwards."""
+    # The runner resets its envs with `_seed` at the start of every
+    # `sample(num_episodes=...)` call.
+    own_seed, env_runner._seed = env_runner._seed, seed
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return env_runner.sample(num_episodes=num_episodes, explore=True)
+    finally:
+        env_runner._seed = own_seed
 
 
 def assign_tasks(

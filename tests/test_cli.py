@@ -19,8 +19,10 @@ TUNED = sorted(
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def run_cli(*args, timeout=600):
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args, timeout=600, cwd=None):
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
 
 
 def assert_png(path):
@@ -55,13 +57,29 @@ def test_help_lists_the_options(command):
         (["train", "--stop-iters", "0"], "--stop-iters"),
         (["evaluate", "--checkpoint", "/no/such/dir"], "/no/such/dir"),
         (["plot", "/no/such/dir"], "/no/such/dir"),
+        (["train", "--set", "training.inner_lr=[0.1"], "not valid YAML"),
+        (["evaluate", "--checkpoint", ".", "--episodes-per-task", "0"], "--episodes"),
+        (["evaluate", "--checkpoint", ".", "--output", "setup.py"], "--output"),
     ],
 )
 def test_bad_arguments_give_one_clear_line(args, message):
-    out = run_cli(*args)
+    out = run_cli(*args, cwd=os.path.join(os.path.dirname(__file__), ".."))
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_grid_values_and_yaml_sections(tmp_path):
+    args = cli.make_parser().parse_args(
+        ["train", "--grid", "training.inner_lr=0.05,0.1", "--grid", "lr=[1, 2]"]
+    )
+    _, _, grid = cli.build_config(args)
+    assert grid == {("training", "inner_lr"): [0.05, 0.1], ("training", "lr"): [1, 2]}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("config:\n  training: [1, 2]\n")
+    args = cli.make_parser().parse_args(["train", "--config", str(bad)])
+    with pytest.raises(cli.CLIError, match="`config` must map builder sections"):
+        cli.build_config(args)
 
 
 @pytest.mark.parametrize("path", TUNED, ids=os.path.basename)

@@ -19,6 +19,7 @@ from rllib_maml.evaluation import (
     markdown_table,
     write_report,
 )
+from rllib_maml.sampling import sample_jobs_on_env_runner
 
 
 def test_evaluation_inner_step_equals_theta_minus_lr_grad():
@@ -58,6 +59,33 @@ def test_fresh_module_state_is_a_new_initialization():
     name = learner.policy_param_names[0]
     np.testing.assert_array_equal(np.asarray(first[name]), np.asarray(again[name]))
     assert not np.allclose(np.asarray(first[name]), np.asarray(other[name]))
+
+
+def test_a_state_of_another_network_is_refused():
+    _, learner = local_runner_and_learner(local_config())
+    state = learner.module_state()
+    name = learner.policy_param_names[0]
+    state[name] = np.zeros((3, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="does not fit this algorithm's network"):
+        learner.set_module_state(state)
+
+
+def test_seeded_sampling_leaves_the_runner_seed_and_torch_rng_alone():
+    runner, learner = local_runner_and_learner(local_config())
+    own_seed = runner._seed
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    meta = learner.inference_weights()
+    jobs = [(0, TASKS[0], meta, 7)]
+    first, _, failure = sample_jobs_on_env_runner(runner, jobs, num_episodes=2)
+    learner.fresh_module_state(seed=5)
+    assert failure is None
+    torch.testing.assert_close(torch.rand(3), expected_next)
+    assert runner._seed == own_seed
+    again, _, _ = sample_jobs_on_env_runner(runner, jobs, num_episodes=2)
+    for a, b in zip(first[0], again[0], strict=True):
+        np.testing.assert_array_equal(a.get_actions(), b.get_actions())
 
 
 def test_heldout_tasks_are_disjoint_from_training_draws(ray_session):
