@@ -1,13 +1,14 @@
 """Soak: many MAML iterations; per-iteration time and memory must not drift upward.
 
-Trains Navigation2D-v0 (2 env runners x 10 envs, 10 tasks x 10 episodes) and
-records, per iteration, the wall-clock and the resident memory (RSS) of the
-driver and of each env runner. Drift is the change of the mean over the last
+Trains a meta env (default Navigation2D-v0) with 2 env runners x 10 envs, 10
+tasks x 10 episodes, and records, per iteration, the wall-clock and the
+resident memory (RSS) of the driver and of each env runner. Drift is the change of the mean over the last
 20 iterations against the mean of iterations 11-30 (after warm-up).
 
 How to run:
     python benchmarks/soak.py   # 200 iterations -> benchmarks/results/soak.json
-    python benchmarks/soak.py --iterations 50
+    python benchmarks/soak.py --iterations 50 --env rllib_maml/HalfCheetahRandDirec-v0 \
+        --output benchmarks/results/soak_halfcheetah.json
 """
 
 from __future__ import annotations
@@ -40,16 +41,22 @@ def drift(values: list[float]) -> dict[str, float]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--env", default="rllib_maml/Navigation2D-v0")
+    parser.add_argument("--meta-batch-size", type=int, default=10)
+    parser.add_argument("--episodes-per-task", type=int, default=10)
     parser.add_argument("--output", default=str(RESULTS / "soak.json"))
     args = parser.parse_args()
     ray.init(include_dashboard=False, log_to_driver=False)
     config = (
         MAMLConfig()
-        .environment("rllib_maml/Navigation2D-v0")
+        .environment(args.env)
         .env_runners(
             num_env_runners=2, num_envs_per_env_runner=10, num_cpus_per_env_runner=0.5
         )
-        .training(meta_batch_size=10, episodes_per_task=10)
+        .training(
+            meta_batch_size=args.meta_batch_size,
+            episodes_per_task=args.episodes_per_task,
+        )
         .debugging(seed=0)
     )
     algo = config.build_algo()
