@@ -2,8 +2,9 @@
 
 Trains a meta env (default Navigation2D-v0) with 2 env runners x 10 envs, 10
 tasks x 10 episodes, and records, per iteration, the wall-clock and the
-resident memory (RSS) of the driver and of each env runner. Drift is the change of the mean over the last
-20 iterations against the mean of iterations 11-30 (after warm-up).
+resident memory (RSS) of the driver and of each env runner. Drift is the
+change of the mean over the last 20 iterations against the mean of iterations
+11-30 (after warm-up).
 
 How to run:
     python benchmarks/soak.py   # 200 iterations -> benchmarks/results/soak.json
