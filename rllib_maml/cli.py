@@ -213,25 +213,28 @@ def cmd_train(args) -> int:
     progress_path = os.path.join(checkpoint_dir, "progress.csv")
     print(f"Training MAML on {config.env}; stop at {stop}.", flush=True)
     print(HEADER, flush=True)
-    writer, f = None, open(progress_path, "w", newline="", encoding="utf-8")
+    writer = None
     try:
-        while True:
-            result = algo.train()
-            print(progress_line(result), flush=True)
-            row = _progress_row(result)
-            if writer is None:
-                writer = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
-                writer.writeheader()
-            writer.writerow(row)
-            f.flush()
-            done = stop_reached(result, stop)
-            iteration = result["training_iteration"]
-            if done or (args.checkpoint_freq and iteration % args.checkpoint_freq == 0):
-                path = algo.save_to_path(os.path.join(checkpoint_dir, "checkpoint"))
-            if done:
-                break
+        with open(progress_path, "w", newline="", encoding="utf-8") as f:
+            while True:
+                result = algo.train()
+                print(progress_line(result), flush=True)
+                row = _progress_row(result)
+                if writer is None:
+                    writer = csv.DictWriter(
+                        f, fieldnames=list(row), extrasaction="ignore"
+                    )
+                    writer.writeheader()
+                writer.writerow(row)
+                f.flush()
+                done = stop_reached(result, stop)
+                iteration = result["training_iteration"]
+                freq = args.checkpoint_freq
+                if done or (freq and iteration % freq == 0):
+                    path = algo.save_to_path(os.path.join(checkpoint_dir, "checkpoint"))
+                if done:
+                    break
     finally:
-        f.close()
         algo.stop()
     print(f"Checkpoint: {path}\nProgress: {progress_path}", flush=True)
     return 0

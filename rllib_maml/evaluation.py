@@ -220,31 +220,24 @@ def evaluate_with_baselines(
             config.env,
             f"fresh module, torch seed {seed}",
         )
+
+    def given_or_trained(name: str, state: dict | None, env) -> tuple[dict, str]:
+        if state is not None:
+            return state, "given module state"
+        log(f"Training the {name} baseline ({baseline_iterations} PPO iterations)")
+        state = bl.train_multitask_ppo(
+            config, env, num_iterations=baseline_iterations, seed=seed
+        )
+        return state, f"multi-task PPO on {env}, {baseline_iterations} iterations"
+
     if "pretrained" in baselines:
-        source = "given module state"
-        if pretrained_state is None:
-            log(
-                f"Training the pretrained baseline ({baseline_iterations} PPO "
-                "iterations) ..."
-            )
-            pretrained_state = bl.train_multitask_ppo(
-                config, config.env, num_iterations=baseline_iterations, seed=seed
-            )
-            source = f"multi-task PPO, {baseline_iterations} iterations"
+        state, source = given_or_trained("pretrained", pretrained_state, config.env)
         log("Evaluating pretrained ...")
         methods["pretrained"] = summarize(
-            adaptation_returns(algo, module_state=pretrained_state, **run),
-            config.env,
-            source,
+            adaptation_returns(algo, module_state=state, **run), config.env, source
         )
     if "oracle" in baselines:
-        source = "given module state"
-        if oracle_state is None:
-            log(f"Training the oracle baseline ({baseline_iterations} PPO iterations)")
-            oracle_state = bl.train_multitask_ppo(
-                config, oracle_env, num_iterations=baseline_iterations, seed=seed
-            )
-            source = f"multi-task PPO on {oracle_env}, {baseline_iterations} iterations"
+        oracle_state, source = given_or_trained("oracle", oracle_state, oracle_env)
         log("Evaluating oracle ...")
         oracle_algo = bl.build_like(algo, env=oracle_env)
         try:
