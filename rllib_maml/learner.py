@@ -97,7 +97,13 @@ class MAMLTorchLearner(TorchLearner):
         self, episodes_by_task: dict[int, list]
     ) -> dict[int, TaskData]:
         return episodes_to_task_data(
-            self._learner_connector, self.module, self.metrics, episodes_by_task
+            self._learner_connector,
+            self.module,
+            self.metrics,
+            episodes_by_task,
+            advantage_baseline=self.config.advantage_baseline,
+            gamma=self.config.gamma,
+            lambda_=self.config.lambda_,
         )
 
     # ---------------------------------------------------------- policy math
@@ -303,14 +309,18 @@ class MAMLTorchLearner(TorchLearner):
         policy_loss = terms["ppo_surrogate"].mean()
         kls = terms["inner_kls"].mean(0)
         coeffs = torch.tensor(self.inner_kl_coeffs, dtype=kls.dtype, device=kls.device)
-        vf_loss = self.value_loss(batch)
-        total = policy_loss + (coeffs * kls).sum() + config.vf_loss_coeff * vf_loss
+        total = policy_loss + (coeffs * kls).sum()
+        logged = {}
+        if self._trains_value_function():
+            vf_loss = self.value_loss(batch)
+            total = total + config.vf_loss_coeff * vf_loss
+            logged[LEARNER_RESULTS_VF_LOSS_KEY] = vf_loss.item()
         self._last_inner_kls = kls.tolist()
         self.metrics.log_dict(
             {
+                **logged,
                 LEARNER_RESULTS_META_LOSS_KEY: total.item(),
                 LEARNER_RESULTS_POLICY_LOSS_KEY: policy_loss.item(),
-                LEARNER_RESULTS_VF_LOSS_KEY: vf_loss.item(),
                 LEARNER_RESULTS_NUM_TASKS_KEY: len(batch[0]),
             },
             key=module_id,
@@ -347,13 +357,17 @@ class MAMLTorchLearner(TorchLearner):
         self.before_gradient_based_update(timesteps=timesteps)
         self._weights_seq_no += 1
         if self.config.outer_optimizer == "trpo":
-            self._trpo_update()
+            loss = self._trpo_update()
             for _ in range(self.config.maml_optimizer_steps):
+                if not self._trains_value_function():
+                    break
                 loss = self.value_loss(self._steps)
                 self._optimizer_step(loss)
-            self.metrics.log_value(
-                (DEFAULT_MODULE_ID, LEARNER_RESULTS_VF_LOSS_KEY), loss.item(), window=1
-            )
+                self.metrics.log_value(
+                    (DEFAULT_MODULE_ID, LEARNER_RESULTS_VF_LOSS_KEY),
+                    loss.item(),
+                    window=1,
+                )
         else:
             for _ in range(self.config.maml_optimizer_steps):
                 loss = self.compute_loss_for_module(
@@ -389,11 +403,18 @@ class MAMLTorchLearner(TorchLearner):
         self._reset_iteration_data()
         return self.metrics.reduce()
 
-    def _trpo_update(self) -> None:
+    def _trains_value_function(self) -> bool:
+        # With the linear baseline the value function is used nowhere.
+        return self.config.advantage_baseline == "value_function"
+
+    def _trpo_update(self) -> torch.Tensor:
         """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
 
         The trust region is the KL between the adapted policies before and after
         the update, both functions of the meta-parameters through the inner steps.
+
+        Returns:
+            The surrogate loss after the step.
         """
         config = self.config
         theta = self.meta_policy_params()
@@ -447,6 +468,7 @@ class MAMLTorchLearner(TorchLearner):
             self.metrics.log_value(
                 (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_KL_KEY}_{k}"), kl, window=1
             )
+        return torch.tensor(info.loss_after)
 
     # ---------------------------------------------------------- checkpoints
     @override(TorchLearner)

@@ -73,6 +73,7 @@ LEARNER_RESULTS_INNER_LOSS_KEY = "inner_loss"
 INNER_LOSSES = ("lvc", "vpg")
 META_GRADIENTS = ("second_order", "first_order")
 OUTER_OPTIMIZERS = ("ppo", "trpo")
+ADVANTAGE_BASELINES = ("value_function", "linear")
 
 
 def episode_return_mean_adapt_key(step: int) -> str:
@@ -119,6 +120,8 @@ class MAMLConfig(AlgorithmConfig):
         self.kl_target = 0.01
         self.vf_loss_coeff = 0.5
         self.lambda_ = 1.0
+        # The MAML and ProMP code fit a linear baseline per task and step.
+        self.advantage_baseline = "linear"
         # Outer optimizer: ProMP's clipped objective, or TRPO as in the MAML
         # paper (trust-region settings of pytorch-maml-rl / the MAML code).
         self.outer_optimizer = "ppo"
@@ -154,6 +157,7 @@ class MAMLConfig(AlgorithmConfig):
         kl_target: float | None = NotProvided,
         vf_loss_coeff: float | None = NotProvided,
         lambda_: float | None = NotProvided,
+        advantage_baseline: str | None = NotProvided,
         outer_optimizer: str | None = NotProvided,
         max_kl: float | None = NotProvided,
         cg_iters: int | None = NotProvided,
@@ -187,6 +191,12 @@ class MAMLConfig(AlgorithmConfig):
             vf_loss_coeff: Weight of the value-function loss.
             lambda_: GAE lambda of the advantages (1.0: Monte-Carlo returns
                 minus the value baseline).
+            advantage_baseline: Baseline of the advantages: "linear" (a linear
+                feature baseline fitted to each task's episodes at each
+                adaptation step, as in the MAML and ProMP code; it knows the
+                task through its returns) or "value_function" (the module's
+                value function, meta-learned with `vf_loss_coeff`; it sees only
+                the observation, which usually does not show the task).
             outer_optimizer: "ppo" (ProMP: clipped surrogate plus inner-KL
                 penalty, `maml_optimizer_steps` Adam steps) or "trpo" (MAML
                 paper: one natural-gradient step in a KL trust region through
@@ -218,6 +228,7 @@ class MAMLConfig(AlgorithmConfig):
             ("kl_target", kl_target),
             ("vf_loss_coeff", vf_loss_coeff),
             ("lambda_", lambda_),
+            ("advantage_baseline", advantage_baseline),
             ("outer_optimizer", outer_optimizer),
             ("max_kl", max_kl),
             ("cg_iters", cg_iters),
@@ -416,6 +427,12 @@ class MAMLConfig(AlgorithmConfig):
                 f"{self.outer_optimizer!r}. Set "
                 "`config.training(outer_optimizer='ppo')`."
             )
+        if self.advantage_baseline not in ADVANTAGE_BASELINES:
+            self._value_error(
+                f"`advantage_baseline` must be one of {ADVANTAGE_BASELINES}, got "
+                f"{self.advantage_baseline!r}. Set "
+                "`config.training(advantage_baseline='value_function')`."
+            )
         if self.inner_loss not in INNER_LOSSES:
             self._value_error(
                 f"`inner_loss` must be one of {INNER_LOSSES}, got {self.inner_loss!r}."
@@ -469,6 +486,18 @@ class MAML(Algorithm):
         check_meta_env_spaces(self.task_env, config.env)
         if config.seed is not None:
             self.task_env.reset(seed=config.seed)
+        if config.num_envs_per_env_runner > config.episodes_per_task:
+            logger.warning(
+                "`num_envs_per_env_runner` (%d) is larger than `episodes_per_task` "
+                "(%d): every task steps all %d envs and keeps only the first %d "
+                "episodes to finish. Set `config.env_runners("
+                "num_envs_per_env_runner=%d)` or fewer.",
+                config.num_envs_per_env_runner,
+                config.episodes_per_task,
+                config.num_envs_per_env_runner,
+                config.episodes_per_task,
+                config.episodes_per_task,
+            )
         super().setup(config)
 
     @override(Algorithm)

@@ -292,3 +292,12 @@ def test_mujoco_envs_are_registered():
         "AntRandDirec-v0",
         "AntRandVel-v0",
     }
+
+
+def test_gym_make_takes_env_config_as_keywords():
+    """RLlib builds a gymnasium-registered env as `gym.make(id, **env_config)`."""
+    env = gym.make("rllib_maml/Navigation2D-v0", horizon=7).unwrapped
+    assert env.horizon == 7 and not env.oracle
+    oracle = gym.make("rllib_maml/Navigation2DOracle-v0", config={"horizon": 9})
+    assert oracle.unwrapped.horizon == 9 and oracle.unwrapped.oracle
+    assert oracle.observation_space.shape == (4,)

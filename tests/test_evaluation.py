@@ -22,9 +22,12 @@ from rllib_maml.evaluation import (
 from rllib_maml.sampling import sample_jobs_on_env_runner
 
 
-def test_evaluation_inner_step_equals_theta_minus_lr_grad():
+@pytest.mark.parametrize("advantage_baseline", ["linear", "value_function"])
+def test_evaluation_inner_step_equals_theta_minus_lr_grad(advantage_baseline):
     """Evaluation adapts with exactly the training inner step, from any policy."""
-    runner, learner = local_runner_and_learner(local_config(inner_lr=INNER_LR))
+    runner, learner = local_runner_and_learner(
+        local_config(inner_lr=INNER_LR, advantage_baseline=advantage_baseline)
+    )
     for state in (None, learner.fresh_module_state(seed=3)):
         if state is not None:
             learner.set_module_state(state)
@@ -34,7 +37,7 @@ def test_evaluation_inner_step_equals_theta_minus_lr_grad():
         theta = {n: p.detach().clone() for n, p in module.named_parameters()}
         # Before adapting: the learner connector extends the episodes in place.
         expected_by_task = {
-            task: reference_adapted_weights(module, eps, INNER_LR)
+            task: reference_adapted_weights(module, eps, INNER_LR, advantage_baseline)
             for task, eps in episodes.items()
         }
         adapted = learner.evaluation_adapt(first=True, episodes_by_task=episodes)

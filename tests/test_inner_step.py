@@ -25,8 +25,14 @@ def gaussian_logp(inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
-def reference_adapted_weights(module, episodes, lr):
-    """theta - lr * d/dtheta [-mean(logp * A)], computed without rllib_maml code."""
+def reference_adapted_weights(
+    module, episodes, lr, advantage_baseline="value_function"
+):
+    """theta - lr * d/dtheta [-mean(logp * A)], computed without rllib_maml code.
+
+    A: GAE (lambda 1) with the module's value function as the baseline, or with
+    a linear baseline fitted to these episodes (`reference_linear_baseline_...`).
+    """
     module = copy.deepcopy(module)
     obs, actions, advantages = [], [], []
     for ep in episodes:
@@ -43,9 +49,10 @@ def reference_adapted_weights(module, episodes, lr):
         actions.append(torch.as_tensor(np.asarray(ep.get_actions())))
         advantages.append(returns - values[:-1])
     adv = np.concatenate(advantages)
-    adv = torch.as_tensor(
-        (adv - adv.mean()) / max(adv.std(), 1e-4), dtype=torch.float32
-    )
+    adv = (adv - adv.mean()) / max(adv.std(), 1e-4)
+    if advantage_baseline == "linear":
+        adv = reference_linear_baseline_advantages(episodes, GAMMA, 1.0)
+    adv = torch.as_tensor(adv, dtype=torch.float32)
     obs, actions = torch.cat(obs), torch.cat(actions)
     inputs = module.pi(module.encoder.actor_encoder({"obs": obs})["encoder_out"])
     loss = -(gaussian_logp(inputs, actions) * adv).mean()
@@ -60,7 +67,12 @@ def reference_adapted_weights(module, episodes, lr):
 
 @pytest.mark.parametrize("inner_loss", ["vpg", "lvc"])
 def test_inner_step_equals_theta_minus_lr_grad(inner_loss):
-    config = local_config(inner_lr=INNER_LR, inner_loss=inner_loss, gamma=GAMMA)
+    config = local_config(
+        inner_lr=INNER_LR,
+        inner_loss=inner_loss,
+        gamma=GAMMA,
+        advantage_baseline="value_function",
+    )
     runner, learner = local_runner_and_learner(config)
     episodes = sample(runner, learner, TASKS, num_episodes=3)
     module = learner.module["default_policy"]
@@ -102,3 +114,65 @@ def test_task_batches_keep_episode_order():
         np.testing.assert_allclose(batches[task]["obs"].numpy(), obs)
         adv = batches[task]["advantages"].numpy()
         assert abs(adv.mean()) < 1e-5 and abs(adv.std() - 1.0) < 1e-3
+
+
+def reference_linear_baseline_advantages(episodes, gamma, lambda_):
+    """rllab's LinearFeatureBaseline (ridge 1e-5) fitted by hand, then GAE."""
+
+    def features(obs, t):
+        obs = np.clip(obs, -10, 10)
+        t = t[:, None] / 100.0
+        return np.hstack([obs, obs**2, t, t**2, t**3, np.ones_like(t)])
+
+    X, returns = [], []
+    for ep in episodes:
+        r = np.asarray(ep.get_rewards(), dtype=np.float64)
+        g, disc = 0.0, np.zeros(len(r))
+        for t in reversed(range(len(r))):
+            g = r[t] + gamma * g
+            disc[t] = g
+        obs = np.asarray(ep.get_observations(), dtype=np.float64)[:-1]
+        X.append(features(obs, np.arange(len(r), dtype=np.float64)))
+        returns.append(disc)
+    X, y = np.vstack(X), np.concatenate(returns)
+    coeffs = np.linalg.solve(X.T @ X + 1e-5 * np.eye(X.shape[1]), X.T @ y)  # ridge
+    advantages = []
+    for ep in episodes:
+        r = np.asarray(ep.get_rewards(), dtype=np.float64)
+        obs = np.asarray(ep.get_observations(), dtype=np.float64)
+        b = features(obs, np.arange(len(obs), dtype=np.float64)) @ coeffs
+        if ep.is_terminated:
+            b[-1] = 0.0  # no state after a terminal step
+        deltas = r + gamma * b[1:] - b[:-1]
+        adv, running = np.zeros(len(r)), 0.0
+        for t in reversed(range(len(r))):
+            running = deltas[t] + gamma * lambda_ * running
+            adv[t] = running
+        advantages.append(adv)
+    adv = np.concatenate(advantages)
+    return (adv - adv.mean()) / adv.std()
+
+
+@pytest.mark.parametrize("lambda_", [1.0, 0.9])
+def test_linear_baseline_advantages_match_an_independent_fit(lambda_):
+    config = local_config(
+        advantage_baseline="linear", gamma=GAMMA, lambda_=lambda_
+    ).environment(env_config={"horizon": 30})
+    runner, learner = local_runner_and_learner(config)
+    episodes = sample(runner, learner, TASKS, num_episodes=4)
+    expected = {
+        task: reference_linear_baseline_advantages(eps, GAMMA, lambda_)
+        for task, eps in episodes.items()
+    }
+    # The learner connector extends the episodes it is given: pass copies.
+    _, vf_learner = local_runner_and_learner(
+        local_config(gamma=GAMMA, lambda_=lambda_, advantage_baseline="value_function")
+    )
+    vf_batches = vf_learner._episodes_to_task_batches(copy.deepcopy(episodes))
+    batches = learner._episodes_to_task_batches(episodes)
+    for task, adv in expected.items():
+        np.testing.assert_allclose(
+            batches[task]["advantages"].numpy(), adv, rtol=1e-3, atol=1e-3
+        )
+    # The value function's baseline gives other advantages.
+    assert not np.allclose(vf_batches[0]["advantages"].numpy(), expected[0], atol=1e-2)

@@ -29,6 +29,8 @@ def test_meta_gradient_matches_finite_differences(meta_gradient):
         inner_lr=0.5,
         meta_gradient=meta_gradient,
         kl_coeff=0.1,
+        # The value loss is part of the meta-loss with this baseline only.
+        advantage_baseline="value_function",
     )
     runner, learner = local_runner_and_learner(config)
     episodes = sample(runner, learner, TASKS, num_episodes=2)

@@ -129,14 +129,20 @@ def test_first_order_is_plain_gradient_at_adapted_params_and_differs_from_exact(
     assert max((a - b).abs().max().item() for a, b in zip(fo, so)) > 1e-4
 
 
-@pytest.mark.parametrize("meta_gradient", ["second_order", "first_order"])
-def test_trpo_update_stays_in_trust_region_and_improves(meta_gradient):
+@pytest.mark.parametrize(
+    "meta_gradient, advantage_baseline",
+    [("second_order", "value_function"), ("first_order", "linear")],
+)
+def test_trpo_update_stays_in_trust_region_and_improves(
+    meta_gradient, advantage_baseline
+):
     learner = prepared_learner(
         "rllib_maml/Navigation2D-v0",
         NAV_TASKS,
         outer_optimizer="trpo",
         meta_gradient=meta_gradient,
         max_kl=0.01,
+        advantage_baseline=advantage_baseline,
     )
     config = learner.config
     steps = learner._steps
@@ -159,13 +165,36 @@ def test_trpo_update_stays_in_trust_region_and_improves(meta_gradient):
         n = steps[-1][task]["mask"].shape[0]
         kls.append(learner._kl(old_post[i][:n], after["post_inputs"][i][:n]).mean())
     assert torch.stack(kls).mean().item() <= config.max_kl
-    # The value function is trained too (Adam steps on the value loss).
+    # The value function takes Adam steps on the value loss when it is the
+    # advantages' baseline, and is left alone with the linear baseline.
     vf_after = [
         p.detach()
         for n, p in learner._maml_module().named_parameters()
         if n.startswith("vf")
     ]
-    assert any(not torch.equal(a, b) for a, b in zip(vf_before, vf_after))
+    moved = any(not torch.equal(a, b) for a, b in zip(vf_before, vf_after))
+    assert moved == (advantage_baseline == "value_function")
+    assert ("vf_loss" in stats) == (advantage_baseline == "value_function")
+
+
+@pytest.mark.parametrize("advantage_baseline", ["value_function", "linear"])
+def test_ppo_meta_update_trains_the_value_function_only_as_baseline(
+    advantage_baseline,
+):
+    learner = prepared_learner(
+        "rllib_maml/Navigation2D-v0",
+        NAV_TASKS,
+        advantage_baseline=advantage_baseline,
+        maml_optimizer_steps=2,
+    )
+    params = dict(learner._maml_module().named_parameters())
+    before = {n: p.detach().clone() for n, p in params.items()}
+    stats = learner.meta_update(timesteps={})["default_policy"]
+    moved = {n for n, p in params.items() if not torch.equal(p.detach(), before[n])}
+    assert set(learner.policy_param_names) <= moved
+    vf_moved = any(n.startswith("vf") for n in moved)
+    assert vf_moved == (advantage_baseline == "value_function")
+    assert ("vf_loss" in stats) == (advantage_baseline == "value_function")
 
 
 @pytest.mark.parametrize("vf_share_layers", [False, True])

@@ -259,3 +259,20 @@ def test_task_failing_on_every_runner_is_an_error_not_a_smaller_batch(
             algo.train()
     finally:
         algo.stop()
+
+
+def test_more_envs_per_runner_than_episodes_per_task_warns(ray_session, caplog):
+    config = (
+        MAMLConfig()
+        .environment("rllib_maml/Navigation2D-v0")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=4)
+        .training(meta_batch_size=2, episodes_per_task=2)
+    )
+    with caplog.at_level("WARNING", logger="rllib_maml.maml"):
+        algo = config.build_algo()
+    algo.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "rllib_maml.maml"]
+    assert any(
+        "`num_envs_per_env_runner` (4)" in m and "num_envs_per_env_runner=2" in m
+        for m in messages
+    ), messages

@@ -6,11 +6,11 @@ seed's final meta-policy on 20 held-out tasks (`rllib_maml.evaluation`) next to
 the requested baselines (evaluated once, with the first seed's algorithm). Writes
 `<output>.json` (curves, final numbers, wall-clock, machine) and `<output>.png`.
 
-How to run (Navigation2D at the MAML paper's setting, 3 seeds, about 20 minutes
+How to run (Navigation2D at the MAML paper's setting, 3 seeds, about 30 minutes
 on 2 cores):
     python benchmarks/learning/run.py --config examples/tuned/navigation2d.yaml \
-        --set env_runners.num_envs_per_env_runner=10 --stop-iters 40 \
-        --baselines random,oracle --output benchmarks/results/learning_navigation2d
+        --stop-iters 40 --baselines random,oracle \
+        --output benchmarks/results/learning_navigation2d
 """
 
 from __future__ import annotations

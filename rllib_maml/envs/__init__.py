@@ -62,6 +62,14 @@ def make_env(name: str, oracle: bool, config: dict | None = None) -> MetaEnv:
     return env_class(name)(config)
 
 
+def gym_entry_point(
+    name: str, oracle: bool, config: dict | None = None, **env_config
+) -> MetaEnv:
+    """`gym.make` entry point: takes the env_config as keyword arguments (how
+    RLlib calls `gym.make(env_id, **env_config)`) or as `config=`."""
+    return make_env(name, oracle, {**(config or {}), **env_config})
+
+
 def _oracle_name(name: str) -> str:
     base, version = name.rsplit("-", 1)
     return f"{base}Oracle-{version}"
@@ -90,8 +98,7 @@ def register_envs() -> None:
             if env_id not in gym.registry:
                 gym.register(
                     id=env_id,
-                    entry_point=ENV_SPECS[name],
-                    kwargs={"config": {"oracle": True}} if oracle else {},
+                    entry_point=functools.partial(gym_entry_point, name, oracle),
                 )
 
 
