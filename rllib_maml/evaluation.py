@@ -56,6 +56,8 @@ REPORT_SCHEMA: dict[str, type | tuple] = {
     "tasks": list,
     "methods": dict,
 }
+# Written by this version; reports from before it lack them.
+OPTIONAL_REPORT_KEYS: dict[str, type | tuple] = {"advantage_baseline": str}
 METHOD_SCHEMA: dict[str, type | tuple] = {
     "env": str,
     "return_mean": list,  # [adaptation_steps + 1]
@@ -258,6 +260,7 @@ def evaluate_with_baselines(
         "episodes_per_task": episodes,
         "inner_lr": float(config.inner_lr),
         "inner_loss": config.inner_loss,
+        "advantage_baseline": config.advantage_baseline,
         "seed": seed,
         "tasks": [to_jsonable(task) for task in tasks],
         "methods": methods,
@@ -290,6 +293,9 @@ def check_report(report: dict[str, Any]) -> None:
                 raise ValueError(f"{where}: {key!r} is {type(obj[key]).__name__}.")
 
     check(report, REPORT_SCHEMA, "report")
+    check(
+        report, {k: v for k, v in OPTIONAL_REPORT_KEYS.items() if k in report}, "report"
+    )
     width = report["adaptation_steps"] + 1
     for name, entry in report["methods"].items():
         if name not in METHODS:
@@ -313,7 +319,13 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = [
         f"Held-out tasks: {report['num_tasks']} of {report['env']}, "
         f"{report['episodes_per_task']} episodes per task and step, inner lr "
-        f"{report['inner_lr']}, seed {report['seed']}.",
+        f"{report['inner_lr']}, "
+        + (
+            f"{report['advantage_baseline']} baseline, "
+            if "advantage_baseline" in report
+            else ""
+        )
+        + f"seed {report['seed']}.",
         "",
         "| method | " + " | ".join(f"{k} steps" for k in steps) + " |",
         "|---|" + "---:|" * len(steps),

@@ -358,11 +358,10 @@ class MAMLTorchLearner(TorchLearner):
         self._weights_seq_no += 1
         if self.config.outer_optimizer == "trpo":
             loss = self._trpo_update()
-            for _ in range(self.config.maml_optimizer_steps):
-                if not self._trains_value_function():
-                    break
-                loss = self.value_loss(self._steps)
-                self._optimizer_step(loss)
+            if self._trains_value_function():
+                for _ in range(self.config.maml_optimizer_steps):
+                    loss = self.value_loss(self._steps)
+                    self._optimizer_step(loss)
                 self.metrics.log_value(
                     (DEFAULT_MODULE_ID, LEARNER_RESULTS_VF_LOSS_KEY),
                     loss.item(),

@@ -31,7 +31,7 @@ def episodes_to_task_data(
     metrics,
     episodes_by_task: dict[int, list],
     *,
-    advantage_baseline: str = "value_function",
+    advantage_baseline: str = "linear",
     gamma: float = 0.99,
     lambda_: float = 1.0,
 ) -> dict[int, TaskData]:

@@ -35,6 +35,11 @@ from rllib_maml import MAMLConfig
             r"`inner_loss` must be one of \('lvc', 'vpg'\), got 'ppo'",
         ),
         ({"meta_gradient": "third"}, r"`meta_gradient` must be one of"),
+        (
+            {"advantage_baseline": "critic"},
+            r"`advantage_baseline` must be one of \('value_function', 'linear'\), "
+            "got 'critic'",
+        ),
     ],
 )
 def test_bad_training_settings(training, match):
@@ -97,6 +102,7 @@ def test_defaults_are_valid_and_match_the_reference():
         0.5,
     )
     assert config.lambda_ == 1.0
+    assert config.advantage_baseline == "linear"  # as in the MAML and ProMP code
 
 
 def test_registered_env_without_task_api_fails_before_runners_start():

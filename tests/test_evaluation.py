@@ -141,6 +141,7 @@ def _small_report():
         (lambda r: r["methods"]["maml"]["task_returns"].pop(), r"\[2\]\[2\]"),
         (lambda r: r["methods"].update(ppo=r["methods"]["maml"]), "unknown method"),
         (lambda r: r.update(num_tasks="2"), "'num_tasks' is str"),
+        (lambda r: r.update(advantage_baseline=1), "'advantage_baseline' is int"),
     ],
 )
 def test_report_schema_is_checked(break_it, match):
@@ -154,6 +155,9 @@ def test_report_schema_is_checked(break_it, match):
 def test_markdown_table_lists_each_method_and_step():
     table = markdown_table(_small_report())
     assert "| method | 0 steps | 1 steps |" in table
+    assert "inner lr 0.1, seed 0." in table  # a report from before the baseline key
+    table = markdown_table({**_small_report(), "advantage_baseline": "linear"})
+    assert "inner lr 0.1, linear baseline, seed 0." in table
     assert "| maml | -2.00 ± 0.35 | -1.00 ± 0.35 |" in table
 
 
@@ -182,6 +186,7 @@ def test_evaluation_is_repeatable_and_leaves_the_meta_policy(ray_session, tmp_pa
             algo, num_tasks=3, num_steps=2, episodes_per_task=2, baselines=("random",)
         )
         after = algo._call_learner(lambda learner: learner.module_state())
+        assert report["advantage_baseline"] == config.advantage_baseline == "linear"
         for name, value in before.items():
             np.testing.assert_array_equal(np.asarray(value), np.asarray(after[name]))
         # Same module, tasks and seed: the same returns, on any runner.

@@ -176,3 +176,62 @@ def test_linear_baseline_advantages_match_an_independent_fit(lambda_):
         )
     # The value function's baseline gives other advantages.
     assert not np.allclose(vf_batches[0]["advantages"].numpy(), expected[0], atol=1e-2)
+
+
+def test_linear_baseline_gae_on_hand_made_rows():
+    """One terminated and one truncated episode, each with its bootstrap row."""
+    from rllib_maml.linear_baseline import linear_baseline_gae, linear_features
+
+    rng = np.random.default_rng(0)
+    lengths, terminated = (5, 7), (True, False)
+    obs = [rng.normal(size=(n + 1, 3)) for n in lengths]
+    rewards = [np.append(rng.normal(size=n), 0.0) for n in lengths]
+    rows = lambda parts: np.concatenate(parts)  # noqa: E731
+    flags = lambda end: [  # noqa: E731
+        np.array([0.0] * (n - 1) + [float(e), 0.0]) for n, e in zip(lengths, end)
+    ]
+    timesteps = [np.arange(n + 1) for n in lengths]
+    gamma, lambda_ = 0.9, 0.8
+    adv, baseline = linear_baseline_gae(
+        obs=rows(obs).astype(np.float32),
+        timesteps=rows(timesteps),
+        rewards=rows(rewards).astype(np.float32),
+        terminateds=rows(flags(terminated)),
+        truncateds=rows(flags([not t for t in terminated])),
+        loss_mask=rows([np.arange(n + 1) < n for n in lengths]),
+        gamma=gamma,
+        lambda_=lambda_,
+    )
+    # Reference: ridge fit to discounted returns, then GAE by hand; the
+    # terminated episode has no value after its last step, the truncated one
+    # bootstraps with the baseline at its last observation.
+    X = [linear_features(o, t) for o, t in zip(obs, timesteps)]
+    returns = []
+    for r, n in zip(rewards, lengths):
+        g, out = 0.0, np.zeros(n)
+        for t in reversed(range(n)):
+            g = r[t] + gamma * g
+            out[t] = g
+        returns.append(out)
+    fit_X = np.vstack([x[:n] for x, n in zip(X, lengths)])
+    y = np.concatenate(returns)
+    coeffs = np.linalg.solve(
+        fit_X.T @ fit_X + 1e-5 * np.eye(fit_X.shape[1]), fit_X.T @ y
+    )
+    expected_adv, expected_b = [], []
+    for x, r, n, term in zip(X, rewards, lengths, terminated):
+        b = x @ coeffs
+        nxt = b[1:].copy()
+        if term:
+            nxt[-1] = 0.0
+        deltas = r[:n] + gamma * nxt - b[:n]
+        a, running = np.zeros(n), 0.0
+        for t in reversed(range(n)):
+            running = deltas[t] + gamma * lambda_ * running
+            a[t] = running
+        expected_adv.append(a)
+        expected_b.append(b[:n])
+    np.testing.assert_allclose(
+        baseline, np.concatenate(expected_b), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(adv, np.concatenate(expected_adv), rtol=1e-4, atol=1e-4)
