@@ -48,12 +48,14 @@ def episodes_to_task_data(
     episodes = [ep for t in task_ids for ep in episodes_by_task[t]]
     # Count before the connector appends one artificial timestep per episode.
     rows_per_task = [sum(len(ep) for ep in episodes_by_task[t]) for t in task_ids]
-    timesteps_per_task = [
-        np.concatenate(
-            [ep.t_started + np.arange(len(ep) + 1) for ep in episodes_by_task[t]]
-        )
-        for t in task_ids
-    ]
+    if advantage_baseline == "linear":
+        # Each episode's timesteps and its bootstrap row's.
+        timesteps_per_task = [
+            np.concatenate(
+                [ep.t_started + np.arange(len(ep) + 1) for ep in episodes_by_task[t]]
+            )
+            for t in task_ids
+        ]
     batch = learner_connector(
         rl_module=rl_module,
         batch={},
@@ -71,11 +73,7 @@ def episodes_to_task_data(
     splits = {key: torch.split(v, rows_per_task) for key, v in columns.items()}
     if advantage_baseline == "linear":
         splits[F.ADVANTAGES] = _linear_baseline_advantages(
-            batch,
-            [len(t) for t in timesteps_per_task],
-            timesteps_per_task,
-            gamma=gamma,
-            lambda_=lambda_,
+            batch, timesteps_per_task, gamma=gamma, lambda_=lambda_
         )
     task_data = {}
     for i, task in enumerate(task_ids):
@@ -89,9 +87,11 @@ def episodes_to_task_data(
 
 
 def _linear_baseline_advantages(
-    batch, rows_with_bootstrap: list[int], timesteps_per_task, *, gamma, lambda_
+    batch, timesteps_per_task: list[np.ndarray], *, gamma, lambda_
 ) -> list[torch.Tensor]:
-    """Per-task advantages from a linear baseline fitted on that task's rows."""
+    """Per-task advantages from a linear baseline fitted on that task's rows
+    (`timesteps_per_task`: one entry per row, bootstrap rows included)."""
+    rows_with_bootstrap = [len(t) for t in timesteps_per_task]
     columns = (
         Columns.OBS,
         Columns.REWARDS,
@@ -99,7 +99,7 @@ def _linear_baseline_advantages(
         Columns.TRUNCATEDS,
         Columns.LOSS_MASK,
     )
-    arrays = {c: np.asarray(batch[c].detach().cpu().numpy()) for c in columns}
+    arrays = {c: batch[c].detach().cpu().numpy() for c in columns}
     if len(arrays[Columns.OBS]) != sum(rows_with_bootstrap):
         raise RuntimeError(
             f"Learner connector output has {len(arrays[Columns.OBS])} rows for "

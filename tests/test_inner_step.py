@@ -25,16 +25,10 @@ def gaussian_logp(inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
-def reference_adapted_weights(
-    module, episodes, lr, advantage_baseline="value_function"
-):
-    """theta - lr * d/dtheta [-mean(logp * A)], computed without rllib_maml code.
-
-    A: GAE (lambda 1) with the module's value function as the baseline, or with
-    a linear baseline fitted to these episodes (`reference_linear_baseline_...`).
-    """
-    module = copy.deepcopy(module)
-    obs, actions, advantages = [], [], []
+def reference_value_function_advantages(module, episodes):
+    """Monte-Carlo returns bootstrapped with the value function at truncation
+    (GAE with lambda 1) minus the value function, standardized."""
+    advantages = []
     for ep in episodes:
         o = torch.as_tensor(np.asarray(ep.get_observations()), dtype=torch.float32)
         r = np.asarray(ep.get_rewards(), dtype=np.float64)
@@ -45,14 +39,30 @@ def reference_adapted_weights(
         for t in reversed(range(len(r))):
             ret = r[t] + GAMMA * ret
             returns[t] = ret
-        obs.append(o[:-1])
-        actions.append(torch.as_tensor(np.asarray(ep.get_actions())))
         advantages.append(returns - values[:-1])
     adv = np.concatenate(advantages)
-    adv = (adv - adv.mean()) / max(adv.std(), 1e-4)
+    return (adv - adv.mean()) / max(adv.std(), 1e-4)
+
+
+def reference_adapted_weights(
+    module, episodes, lr, advantage_baseline="value_function"
+):
+    """theta - lr * d/dtheta [-mean(logp * A)], computed without rllib_maml code.
+
+    A: GAE (lambda 1) with the module's value function as the baseline, or with
+    a linear baseline fitted to these episodes (`reference_linear_baseline_...`).
+    """
+    module = copy.deepcopy(module)
     if advantage_baseline == "linear":
         adv = reference_linear_baseline_advantages(episodes, GAMMA, 1.0)
+    else:
+        adv = reference_value_function_advantages(module, episodes)
     adv = torch.as_tensor(adv, dtype=torch.float32)
+    obs, actions = [], []
+    for ep in episodes:
+        o = np.asarray(ep.get_observations())[:-1]
+        obs.append(torch.as_tensor(o, dtype=torch.float32))
+        actions.append(torch.as_tensor(np.asarray(ep.get_actions())))
     obs, actions = torch.cat(obs), torch.cat(actions)
     inputs = module.pi(module.encoder.actor_encoder({"obs": obs})["encoder_out"])
     loss = -(gaussian_logp(inputs, actions) * adv).mean()
@@ -116,40 +126,56 @@ def test_task_batches_keep_episode_order():
         assert abs(adv.mean()) < 1e-5 and abs(adv.std() - 1.0) < 1e-3
 
 
-def reference_linear_baseline_advantages(episodes, gamma, lambda_):
-    """rllab's LinearFeatureBaseline (ridge 1e-5) fitted by hand, then GAE."""
+def reference_linear_baseline(paths, gamma, lambda_):
+    """rllab's LinearFeatureBaseline (ridge 1e-5) fitted by hand, then GAE.
 
-    def features(obs, t):
+    `paths`: (observations including the one after the last step, rewards,
+    terminated) per episode. Returns the raw advantages and the baseline's
+    values over the steps, concatenated over episodes.
+    """
+
+    def features(obs):
         obs = np.clip(obs, -10, 10)
-        t = t[:, None] / 100.0
+        t = np.arange(len(obs), dtype=np.float64)[:, None] / 100.0
         return np.hstack([obs, obs**2, t, t**2, t**3, np.ones_like(t)])
 
     X, returns = [], []
-    for ep in episodes:
-        r = np.asarray(ep.get_rewards(), dtype=np.float64)
+    for obs, r, _ in paths:
         g, disc = 0.0, np.zeros(len(r))
         for t in reversed(range(len(r))):
             g = r[t] + gamma * g
             disc[t] = g
-        obs = np.asarray(ep.get_observations(), dtype=np.float64)[:-1]
-        X.append(features(obs, np.arange(len(r), dtype=np.float64)))
+        X.append(features(obs)[:-1])
         returns.append(disc)
     X, y = np.vstack(X), np.concatenate(returns)
     coeffs = np.linalg.solve(X.T @ X + 1e-5 * np.eye(X.shape[1]), X.T @ y)  # ridge
-    advantages = []
-    for ep in episodes:
-        r = np.asarray(ep.get_rewards(), dtype=np.float64)
-        obs = np.asarray(ep.get_observations(), dtype=np.float64)
-        b = features(obs, np.arange(len(obs), dtype=np.float64)) @ coeffs
-        if ep.is_terminated:
-            b[-1] = 0.0  # no state after a terminal step
-        deltas = r + gamma * b[1:] - b[:-1]
+    advantages, baselines = [], []
+    for obs, r, terminated in paths:
+        b = features(obs) @ coeffs
+        next_b = b[1:].copy()
+        if terminated:
+            next_b[-1] = 0.0  # no state after a terminal step
+        deltas = r + gamma * next_b - b[:-1]
         adv, running = np.zeros(len(r)), 0.0
         for t in reversed(range(len(r))):
             running = deltas[t] + gamma * lambda_ * running
             adv[t] = running
         advantages.append(adv)
-    adv = np.concatenate(advantages)
+        baselines.append(b[:-1])
+    return np.concatenate(advantages), np.concatenate(baselines)
+
+
+def reference_linear_baseline_advantages(episodes, gamma, lambda_):
+    """`reference_linear_baseline` on sampled episodes, standardized."""
+    paths = [
+        (
+            np.asarray(ep.get_observations(), dtype=np.float64),
+            np.asarray(ep.get_rewards(), dtype=np.float64),
+            ep.is_terminated,
+        )
+        for ep in episodes
+    ]
+    adv, _ = reference_linear_baseline(paths, gamma, lambda_)
     return (adv - adv.mean()) / adv.std()
 
 
@@ -180,7 +206,7 @@ def test_linear_baseline_advantages_match_an_independent_fit(lambda_):
 
 def test_linear_baseline_gae_on_hand_made_rows():
     """One terminated and one truncated episode, each with its bootstrap row."""
-    from rllib_maml.linear_baseline import linear_baseline_gae, linear_features
+    from rllib_maml.linear_baseline import linear_baseline_gae
 
     rng = np.random.default_rng(0)
     lengths, terminated = (5, 7), (True, False)
@@ -202,36 +228,11 @@ def test_linear_baseline_gae_on_hand_made_rows():
         gamma=gamma,
         lambda_=lambda_,
     )
-    # Reference: ridge fit to discounted returns, then GAE by hand; the
-    # terminated episode has no value after its last step, the truncated one
-    # bootstraps with the baseline at its last observation.
-    X = [linear_features(o, t) for o, t in zip(obs, timesteps)]
-    returns = []
-    for r, n in zip(rewards, lengths):
-        g, out = 0.0, np.zeros(n)
-        for t in reversed(range(n)):
-            g = r[t] + gamma * g
-            out[t] = g
-        returns.append(out)
-    fit_X = np.vstack([x[:n] for x, n in zip(X, lengths)])
-    y = np.concatenate(returns)
-    coeffs = np.linalg.solve(
-        fit_X.T @ fit_X + 1e-5 * np.eye(fit_X.shape[1]), fit_X.T @ y
-    )
-    expected_adv, expected_b = [], []
-    for x, r, n, term in zip(X, rewards, lengths, terminated):
-        b = x @ coeffs
-        nxt = b[1:].copy()
-        if term:
-            nxt[-1] = 0.0
-        deltas = r[:n] + gamma * nxt - b[:n]
-        a, running = np.zeros(n), 0.0
-        for t in reversed(range(n)):
-            running = deltas[t] + gamma * lambda_ * running
-            a[t] = running
-        expected_adv.append(a)
-        expected_b.append(b[:n])
-    np.testing.assert_allclose(
-        baseline, np.concatenate(expected_b), rtol=1e-4, atol=1e-4
-    )
-    np.testing.assert_allclose(adv, np.concatenate(expected_adv), rtol=1e-4, atol=1e-4)
+    # The terminated episode has no value after its last step, the truncated
+    # one bootstraps with the baseline at its last observation.
+    paths = [
+        (o, r[:n], term) for o, r, n, term in zip(obs, rewards, lengths, terminated)
+    ]
+    expected_adv, expected_b = reference_linear_baseline(paths, gamma, lambda_)
+    np.testing.assert_allclose(baseline, expected_b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(adv, expected_adv, rtol=1e-4, atol=1e-4)
