@@ -9,8 +9,11 @@ Every runner gets `--cpus-per-runner` CPUs.
 How to run:
     python benchmarks/scaling.py                         # 1 and 2 runners (2 cores)
     python benchmarks/scaling.py --runners 1 4 8 15      # a 16-core machine
-    python benchmarks/scaling.py --runners 2 --meta-batch-size 20 \
-        --episodes-per-task 20 --envs-per-runner 10      # the MAML paper's 80k steps
+
+`--vectorize-mode vector_entry_point` steps Navigation2D as arrays;
+`--per-task-sampling` samples each task with `EnvRunner.sample()` instead of
+several tasks per batched pass. `paper_iteration.py` compares these at the
+MAML paper's setting.
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ def run(args, runners: int) -> dict:
             num_env_runners=runners,
             num_envs_per_env_runner=args.envs_per_runner,
             num_cpus_per_env_runner=args.cpus_per_runner,
+            gym_env_vectorize_mode=args.vectorize_mode,
         )
         .training(
             meta_batch_size=args.meta_batch_size,
             episodes_per_task=args.episodes_per_task,
+            outer_optimizer=args.outer_optimizer,
+            batched_sampling=not args.per_task_sampling,
         )
         .debugging(seed=0)
     )
@@ -75,20 +81,34 @@ def run(args, runners: int) -> dict:
         "end_to_end_env_steps_per_s": float(np.sum(steps) / wall),
         "sampling_env_steps_per_s": float(np.sum(steps) / np.sum(sampling)),
         "seconds_per_iteration": {k: float(np.mean(v)) for k, v in breakdown.items()},
+        "median_seconds_per_iteration": float(np.median(breakdown["total"])),
+        "iteration_seconds": [float(x) for x in breakdown["total"]],
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """The MAML and env-runner settings every timing benchmark takes."""
     parser.add_argument("--env", default="rllib_maml/Navigation2D-v0")
     parser.add_argument("--runners", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--cpus-per-runner", type=float, default=1.0)
     parser.add_argument("--envs-per-runner", type=int, default=10)
     parser.add_argument("--meta-batch-size", type=int, default=10)
     parser.add_argument("--episodes-per-task", type=int, default=10)
+    parser.add_argument(
+        "--vectorize-mode",
+        default="sync",
+        choices=["sync", "async", "vector_entry_point"],
+    )
+    parser.add_argument("--outer-optimizer", default="ppo", choices=["ppo", "trpo"])
+    parser.add_argument("--per-task-sampling", action="store_true")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=4)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_setting_arguments(parser)
     parser.add_argument("--output", default=str(RESULTS / "scaling.json"))
     args = parser.parse_args()
     ray.init(include_dashboard=False, log_to_driver=False)

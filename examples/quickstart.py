@@ -27,7 +27,7 @@ def main(argv=None):
     parser.add_argument("--env", default="rllib_maml/Navigation2D-v0")
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--num-env-runners", type=int, default=2)
-    parser.add_argument("--envs-per-runner", type=int, default=5)
+    parser.add_argument("--envs-per-runner", type=int, default=10)
     parser.add_argument("--meta-batch-size", type=int, default=10)
     parser.add_argument("--episodes-per-task", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)

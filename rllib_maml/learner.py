@@ -406,14 +406,13 @@ class MAMLTorchLearner(TorchLearner):
         # With the linear baseline the value function is used nowhere.
         return self.config.advantage_baseline == "value_function"
 
-    def _trpo_update(self) -> torch.Tensor:
-        """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
-
-        The trust region is the KL between the adapted policies before and after
-        the update, both functions of the meta-parameters through the inner steps.
+    def trpo_problem(self) -> tuple[F.Params, Any, Any]:
+        """TRPO's pieces on this iteration's data, at the current meta-parameters.
 
         Returns:
-            The surrogate loss after the step.
+            `(theta, loss_fn, kl_fn)`: the post-adaptation surrogate and the KL
+            between the adapted policies before (now) and after an update, as
+            functions of the meta-parameters through the inner steps.
         """
         config = self.config
         theta = self.meta_policy_params()
@@ -434,6 +433,19 @@ class MAMLTorchLearner(TorchLearner):
         def kl_fn(params):
             return self.meta_terms(params, steps, config)["post_kl"].mean()
 
+        return theta, loss_fn, kl_fn
+
+    def _trpo_update(self) -> torch.Tensor:
+        """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
+
+        The trust region is the KL between the adapted policies before and after
+        the update, both functions of the meta-parameters through the inner steps.
+
+        Returns:
+            The surrogate loss after the step.
+        """
+        config = self.config
+        theta, loss_fn, kl_fn = self.trpo_problem()
         new_params, info = trpo.trpo_step(
             theta,
             loss_fn,
@@ -456,7 +468,7 @@ class MAMLTorchLearner(TorchLearner):
                 "trpo_step_accepted": float(info.accepted),
                 "trpo_step_fraction": info.step_fraction,
                 "trpo_line_search_steps": info.line_search_steps,
-                LEARNER_RESULTS_NUM_TASKS_KEY: len(task_ids),
+                LEARNER_RESULTS_NUM_TASKS_KEY: len(self._steps[-1]),
             },
             key=DEFAULT_MODULE_ID,
             window=1,

@@ -132,6 +132,7 @@ class MAMLConfig(AlgorithmConfig):
         self.backtrack_ratio = 0.8
         # One vmap-ed pass over all tasks (True) or a Python loop over tasks.
         self.batched_meta_loss = True
+        self.batched_sampling = True
         self.lr = 1e-3
         self.gamma = 0.99
         self.num_env_runners = 2
@@ -165,6 +166,7 @@ class MAMLConfig(AlgorithmConfig):
         line_search_steps: int | None = NotProvided,
         backtrack_ratio: float | None = NotProvided,
         batched_meta_loss: bool | None = NotProvided,
+        batched_sampling: bool | None = NotProvided,
         **kwargs,
     ) -> MAMLConfig:
         """Sets the training-related configuration.
@@ -208,6 +210,13 @@ class MAMLConfig(AlgorithmConfig):
             backtrack_ratio: TRPO step shrink factor per line-search try.
             batched_meta_loss: Compute the meta-objective for all tasks in one
                 `torch.func.vmap` pass (True) or in a loop over tasks (False).
+            batched_sampling: Sample all of a runner's (task, episode) slots
+                on its `num_envs_per_env_runner` sub-envs, one episode per
+                sub-env at a time and one batched forward pass with each
+                task's own weights per step (True); or each task in turn with RLlib's
+                `EnvRunner.sample()` (False, also used where batching cannot
+                run: an `AsyncVectorEnv`, custom connectors or episode
+                callbacks, a stateful module, or seeded evaluation sampling).
             **kwargs: Forwarded to `AlgorithmConfig.training()` (lr, gamma,
                 grad_clip, ...).
 
@@ -236,6 +245,7 @@ class MAMLConfig(AlgorithmConfig):
             ("line_search_steps", line_search_steps),
             ("backtrack_ratio", backtrack_ratio),
             ("batched_meta_loss", batched_meta_loss),
+            ("batched_sampling", batched_sampling),
         ):
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -486,17 +496,31 @@ class MAML(Algorithm):
         check_meta_env_spaces(self.task_env, config.env)
         if config.seed is not None:
             self.task_env.reset(seed=config.seed)
-        if config.num_envs_per_env_runner > config.episodes_per_task:
+        num_envs, episodes = config.num_envs_per_env_runner, config.episodes_per_task
+        runners = max(config.num_env_runners, 1)
+        slots = -(-config.meta_batch_size // runners) * episodes
+        if config.batched_sampling and num_envs > slots:
+            logger.warning(
+                "`num_envs_per_env_runner` (%d) is larger than the %d (task, "
+                "episode) slots a runner samples per adaptation step: the other "
+                "envs step unused. Set `config.env_runners("
+                "num_envs_per_env_runner=%d)`.",
+                num_envs,
+                slots,
+                slots,
+            )
+        elif not config.batched_sampling and num_envs > episodes:
             logger.warning(
                 "`num_envs_per_env_runner` (%d) is larger than `episodes_per_task` "
                 "(%d): every task steps all %d envs and keeps only the first %d "
                 "episodes to finish. Set `config.env_runners("
-                "num_envs_per_env_runner=%d)` or fewer.",
-                config.num_envs_per_env_runner,
-                config.episodes_per_task,
-                config.num_envs_per_env_runner,
-                config.episodes_per_task,
-                config.episodes_per_task,
+                "num_envs_per_env_runner=%d)` or fewer, or "
+                "`config.training(batched_sampling=True)`.",
+                num_envs,
+                episodes,
+                num_envs,
+                episodes,
+                episodes,
             )
         super().setup(config)
 
@@ -533,6 +557,7 @@ class MAML(Algorithm):
                         tasks=tasks,
                         weights_by_task=weights_by_task,
                         num_episodes=config.episodes_per_task,
+                        batched=config.batched_sampling,
                         fault_tolerant=(
                             config.restart_failed_env_runners
                             or config.ignore_env_runner_failures

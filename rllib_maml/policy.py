@@ -57,6 +57,14 @@ class FunctionalPolicy:
         named = dict(self.module.named_parameters())
         return {n: named[n] for n in self.param_names}
 
+    def own(self, obs: torch.Tensor) -> torch.Tensor:
+        """Action-distribution inputs with the module's own parameters."""
+        if self._actor_path is None:
+            out = self.module.forward_exploration({Columns.OBS: obs})
+            return out[Columns.ACTION_DIST_INPUTS]
+        encoder, _, head = self._actor_path
+        return head(encoder({Columns.OBS: obs})[ENCODER_OUT])
+
     def __call__(self, params: F.Params, obs: torch.Tensor) -> torch.Tensor:
         if self._actor_path is None:
             out = torch.func.functional_call(self.module, params, ({Columns.OBS: obs},))

@@ -1,8 +1,9 @@
 """Sampling episodes per task on RLlib env runners.
 
 One adaptation step is one round trip: each env runner gets the list of its
-tasks (with the weights to sample each one with), samples them one after the
-other and returns the episodes keyed by task index.
+tasks (with the weights to sample each one with), samples them (all at once,
+see `rllib_maml.batched_sampling`, or one after the other) and returns the
+episodes keyed by task index.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import torch
 from ray.rllib.env.env_runner_group import EnvRunnerGroup
 from ray.rllib.utils import metrics
+
+from rllib_maml.batched_sampling import batching_unavailable, sample_tasks_batched
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +41,32 @@ Job = tuple[int, Any, dict, int | None]
 
 
 def sample_jobs_on_env_runner(
-    env_runner, jobs: list[Job], num_episodes: int
+    env_runner, jobs: list[Job], num_episodes: int, batched: bool = False
 ) -> tuple[dict[int, list], dict, dict | None]:
-    """Runs on one env runner: for each job set weights and task, sample.
+    """Runs on one env runner: samples every job's task with its weights.
 
-    An exception while sampling a task stops this runner's jobs and is returned
-    (not raised), so the driver learns the task and the cause.
+    With `batched` (and no seeds), several tasks share one vectorized pass
+    (`rllib_maml.batched_sampling`); otherwise, or where that cannot run on
+    this runner, each task in turn with `EnvRunner.sample()`.
+
+    An exception while sampling stops this runner's jobs and is returned (not
+    raised), so the driver learns the task and the cause.
 
     Returns:
         (task index -> episodes, the runner's reduced metrics without the
-        per-episode statistics, None or `{"task_index", "error"}`).
+        per-episode statistics, None or `{"task_indices", "error"}`: the
+        task that failed, or all of a batched runner's tasks).
     """
+    if batched and all(seed is None for *_, seed in jobs):
+        reason = batching_unavailable(env_runner)
+        if reason is None:
+            return _sample_batched(env_runner, jobs, num_episodes)
+        if not getattr(env_runner, "_rllib_maml_warned", False):
+            env_runner._rllib_maml_warned = True
+            logger.warning(
+                "Sampling MAML tasks one after the other on this env runner: %s.",
+                reason,
+            )
     episodes_by_task, failure = {}, None
     for task_index, task, weights, seed in jobs:
         try:
@@ -60,16 +78,35 @@ def sample_jobs_on_env_runner(
                 episodes = _seeded_sample(env_runner, num_episodes, seed)
             episodes_by_task[task_index] = episodes
         except Exception as e:  # noqa: BLE001 - reported to the driver
-            cause = e.__cause__ or e
-            failure = {
-                "task_index": task_index,
-                "error": f"{type(cause).__name__}: {cause}",
-            }
+            failure = _failure([task_index], e)
             break
+    return episodes_by_task, _runner_metrics(env_runner), failure
+
+
+def _sample_batched(env_runner, jobs: list[Job], num_episodes: int):
+    try:
+        episodes = sample_tasks_batched(
+            env_runner,
+            tasks=[task for _, task, _, _ in jobs],
+            weights=[weights for _, _, weights, _ in jobs],
+            num_episodes=num_episodes,
+        )
+    except Exception as e:  # noqa: BLE001 - reported to the driver
+        return {}, _runner_metrics(env_runner), _failure([job[0] for job in jobs], e)
+    episodes_by_task = {job[0]: eps for job, eps in zip(jobs, episodes, strict=True)}
+    return episodes_by_task, _runner_metrics(env_runner), None
+
+
+def _failure(task_indices: list[int], error: Exception) -> dict:
+    cause = error.__cause__ or error
+    return {"task_indices": task_indices, "error": f"{type(cause).__name__}: {cause}"}
+
+
+def _runner_metrics(env_runner) -> dict:
     runner_metrics = env_runner.get_metrics()
     for key in _MIXED_EPISODE_METRICS:
         runner_metrics.pop(key, None)
-    return episodes_by_task, runner_metrics, failure
+    return runner_metrics
 
 
 def _seeded_sample(env_runner, num_episodes: int, seed: int) -> list:
@@ -105,11 +142,13 @@ def sample_episodes_per_task(
     fault_tolerant: bool = True,
     max_attempts: int = 3,
     seeds_by_task: dict[int, int] | None = None,
+    batched: bool = False,
 ) -> tuple[dict[int, list], list[dict]]:
     """Samples `num_episodes` episodes for every task, spread over the runners.
 
     `seeds_by_task` (optional) makes each task's episodes repeatable whichever
-    runner samples them (evaluation uses it).
+    runner samples them (evaluation uses it). `batched`: several tasks per
+    vectorized pass where the runner allows (see `sample_jobs_on_env_runner`).
 
     If a runner fails (its env raises, or its actor dies): with
     `fault_tolerant`, its unsampled tasks are sampled again on the other healthy
@@ -140,6 +179,7 @@ def sample_episodes_per_task(
                         sample_jobs_on_env_runner,
                         jobs=jobs(task_ids),
                         num_episodes=num_episodes,
+                        batched=batched,
                     )
                     for task_ids in assignment.values()
                 ],
@@ -150,7 +190,9 @@ def sample_episodes_per_task(
             env_runner_group.local_env_runner is not None
         ):
             local = env_runner_group.local_env_runner
-            results = [sample_jobs_on_env_runner(local, jobs(pending), num_episodes)]
+            results = [
+                sample_jobs_on_env_runner(local, jobs(pending), num_episodes, batched)
+            ]
         elif failed_runners:
             raise RuntimeError(
                 f"Every env runner failed while sampling MAML tasks {pending} in this "
@@ -169,12 +211,17 @@ def sample_episodes_per_task(
             if failure is not None:
                 failures.append(failure)
         for failure in failures:
-            rid = _runner_of(failure["task_index"], assignment if runner_ids else {})
+            indices = failure["task_indices"]
+            rid = _runner_of(indices[0], assignment if runner_ids else {})
             failed_runners.add(rid)
+            what = (
+                f"task {tasks[indices[0]]!r} (task index {indices[0]})"
+                if len(indices) == 1
+                else f"tasks {[tasks[i] for i in indices]!r} (task indices {indices}, "
+                "sampled in batched passes)"
+            )
             message = (
-                f"Env runner {rid} failed while sampling task "
-                f"{tasks[failure['task_index']]!r} (task index "
-                f"{failure['task_index']}): {failure['error']}"
+                f"Env runner {rid} failed while sampling {what}: {failure['error']}"
             )
             if not fault_tolerant:
                 raise RuntimeError(

@@ -64,6 +64,24 @@ class TRPOStepInfo:
     line_search_steps: int
 
 
+def kl_hessian_vector_product(params: Params, kl_fn, damping: float):
+    """`v -> H v + damping v`, H the Hessian of `kl_fn` at `params`."""
+    names = list(params)
+    kl_grads = flat(
+        torch.autograd.grad(
+            kl_fn(params), [params[n] for n in names], create_graph=True
+        )
+    )
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        hv = torch.autograd.grad(
+            kl_grads @ v, [params[n] for n in names], retain_graph=True
+        )
+        return flat(hv).detach() + damping * v
+
+    return product
+
+
 def trpo_step(
     params: Mapping[str, torch.Tensor],
     loss_fn: Callable[[Params], torch.Tensor],
@@ -98,17 +116,7 @@ def trpo_step(
     grads = torch.autograd.grad(loss, [params[n] for n in names])
     g = flat(grads).detach()
 
-    kl = kl_fn(params)
-    kl_grads = flat(
-        torch.autograd.grad(kl, [params[n] for n in names], create_graph=True)
-    )
-
-    def fisher_vector_product(v: torch.Tensor) -> torch.Tensor:
-        hv = torch.autograd.grad(
-            kl_grads @ v, [params[n] for n in names], retain_graph=True
-        )
-        return flat(hv).detach() + cg_damping * v
-
+    fisher_vector_product = kl_hessian_vector_product(params, kl_fn, cg_damping)
     direction = conjugate_gradient(fisher_vector_product, -g, iterations=cg_iters)
     shs = 0.5 * direction @ fisher_vector_product(direction)
     if not torch.isfinite(shs) or shs <= 0:

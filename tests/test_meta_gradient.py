@@ -68,3 +68,45 @@ def test_meta_gradient_matches_finite_differences(meta_gradient):
             fd = (up - down) / (2 * eps)
             if meta_gradient == "second_order" or name.startswith("vf"):
                 assert grad[idx].item() == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("batched_meta_loss", [True, False])
+def test_trpo_fisher_vector_product_is_the_kl_hessian(batched_meta_loss):
+    """TRPO's Fisher-vector product (the KL between the adapted policies,
+    differentiated twice through the inner step) equals central finite
+    differences of the KL's gradient along v."""
+    from rllib_maml import trpo
+
+    config = local_config(
+        outer_optimizer="trpo", inner_lr=0.5, batched_meta_loss=batched_meta_loss
+    )
+    runner, learner = local_runner_and_learner(config)
+    episodes = sample(runner, learner, TASKS, num_episodes=2)
+    adapted = learner.add_adaptation_data(step=0, episodes_by_task=episodes)
+    post = sample(runner, learner, TASKS, num_episodes=2, weights_by_task=adapted)
+    learner.add_adaptation_data(step=1, episodes_by_task=post)
+    learner.module["default_policy"].double()
+    learner._steps = [
+        {
+            t: {k: v.double() if v.is_floating_point() else v for k, v in tb.items()}
+            for t, tb in step.items()
+        }
+        for step in learner._steps
+    ]
+    theta, _, kl_fn = learner.trpo_problem()
+    size = sum(p.numel() for p in theta.values())
+    v = torch.randn(
+        size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+
+    product = trpo.kl_hessian_vector_product(theta, kl_fn, damping=0.0)(v)
+    assert product.norm() > 1e-2 * v.norm()  # a real curvature, not zero
+
+    def kl_grad(shift):
+        moved = trpo.unflat(trpo.flat(theta.values()).detach() + shift * v, theta)
+        moved = {n: p.clone().requires_grad_(True) for n, p in moved.items()}
+        return trpo.flat(torch.autograd.grad(kl_fn(moved), list(moved.values())))
+
+    eps = 1e-5
+    finite_differences = (kl_grad(eps) - kl_grad(-eps)) / (2 * eps)
+    torch.testing.assert_close(product, finite_differences, rtol=1e-4, atol=1e-7)

@@ -74,9 +74,12 @@ def config_for(env_name, creator, num_env_runners=0, **env_config):
     )
 
 
-def crash_config(tmp_path, *, num_env_runners, fault_tolerant, always=False):
+def crash_config(
+    tmp_path, *, num_env_runners, fault_tolerant, always=False, num_envs=1
+):
     """A config whose first task's env raises (once, or always while the marker
-    file exists), and the marker file."""
+    file exists), and the marker file. `num_envs=4` samples two tasks per
+    batched pass."""
     marker = tmp_path / "crash-marker"
     marker.write_text("")
     config = config_for(
@@ -86,6 +89,7 @@ def crash_config(tmp_path, *, num_env_runners, fault_tolerant, always=False):
         marker=str(marker),
         always=always,
     ).fault_tolerance(restart_failed_env_runners=fault_tolerant)
+    config.env_runners(num_envs_per_env_runner=num_envs)
     return config, marker
 
 
@@ -137,8 +141,11 @@ def test_same_seed_same_first_iteration(ray_session):
     )
 
 
-def test_failed_env_runner_tasks_are_resampled(ray_session, tmp_path, caplog):
-    config, marker = crash_config(tmp_path, num_env_runners=2, fault_tolerant=True)
+@pytest.mark.parametrize("num_envs", [1, 4])
+def test_failed_env_runner_tasks_are_resampled(ray_session, tmp_path, caplog, num_envs):
+    config, marker = crash_config(
+        tmp_path, num_env_runners=2, fault_tolerant=True, num_envs=num_envs
+    )
     algo = config.build_algo()
     try:
         with caplog.at_level("WARNING", logger="rllib_maml.sampling"):
@@ -181,7 +188,7 @@ def test_env_runner_failure_without_fault_tolerance_names_the_cause(
     try:
         with pytest.raises(
             RuntimeError,
-            match=r"Env runner 1 failed while sampling task .*'crash': True.*"
+            match=r"Env runner 1 failed while sampling tasks? .*'crash': True.*"
             r"simulated env failure.*restart_failed_env_runners=True",
         ):
             algo.train()
@@ -261,18 +268,24 @@ def test_task_failing_on_every_runner_is_an_error_not_a_smaller_batch(
         algo.stop()
 
 
-def test_more_envs_per_runner_than_episodes_per_task_warns(ray_session, caplog):
+@pytest.mark.parametrize(
+    "num_envs, batched, expected",
+    [
+        (4, False, ("`num_envs_per_env_runner` (4)", "num_envs_per_env_runner=2")),
+        (5, True, ("larger than the 4 (task, episode) slots", "runner=4)")),
+    ],
+)
+def test_envs_per_runner_that_waste_envs_warn(
+    ray_session, caplog, num_envs, batched, expected
+):
     config = (
         MAMLConfig()
         .environment("rllib_maml/Navigation2D-v0")
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=4)
-        .training(meta_batch_size=2, episodes_per_task=2)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs)
+        .training(meta_batch_size=2, episodes_per_task=2, batched_sampling=batched)
     )
     with caplog.at_level("WARNING", logger="rllib_maml.maml"):
         algo = config.build_algo()
     algo.stop()
     messages = [r.getMessage() for r in caplog.records if r.name == "rllib_maml.maml"]
-    assert any(
-        "`num_envs_per_env_runner` (4)" in m and "num_envs_per_env_runner=2" in m
-        for m in messages
-    ), messages
+    assert any(all(part in m for part in expected) for m in messages), messages

@@ -19,7 +19,7 @@ from rllib_maml.envs.classic_control import (
     ParameterizedCartPoleEnv,
     PendulumMassEnv,
 )
-from rllib_maml.envs.navigation import Navigation2DEnv
+from rllib_maml.envs.navigation import Navigation2DEnv, Navigation2DVectorEnv
 
 NAMESPACE = "rllib_maml"
 
@@ -53,13 +53,36 @@ def env_class(name: str) -> type[MetaEnv]:
     return getattr(importlib.import_module(module), cls)
 
 
-def make_env(name: str, oracle: bool, config: dict | None = None) -> MetaEnv:
+# Registered name (without namespace) -> "module:Class" of a vector env that
+# steps all sub-envs as arrays (`set_tasks` gives each sub-env its task).
+VECTOR_ENV_SPECS: dict[str, str] = {
+    "Navigation2D-v0": "rllib_maml.envs.navigation:Navigation2DVectorEnv",
+}
+
+
+def make_env(
+    name: str, oracle: bool, config: dict | None = None
+) -> MetaEnv | gym.vector.VectorEnv:
     """Builds a shipped env from its env_config, with the task in the observation
-    if `oracle`."""
+    if `oracle`.
+
+    With `num_envs` in the config (RLlib's `gym_env_vectorize_mode=
+    "vector_entry_point"` puts it there) returns a vector env of that many:
+    the env's own array-stepped one where it has one, else a `SyncVectorEnv`.
+    """
     config = dict(config or {})
     if oracle:
         config["oracle"] = True
-    return env_class(name)(config)
+    num_envs = config.pop("num_envs", None)
+    if num_envs is None:
+        return env_class(name)(config)
+    base = name.split("/")[-1].replace("Oracle-", "-")
+    if base in VECTOR_ENV_SPECS:
+        module, cls = VECTOR_ENV_SPECS[base].split(":")
+        return getattr(importlib.import_module(module), cls)(num_envs, config)
+    return gym.vector.SyncVectorEnv(
+        [functools.partial(env_class(name), config) for _ in range(num_envs)]
+    )
 
 
 def gym_entry_point(
@@ -68,6 +91,15 @@ def gym_entry_point(
     """`gym.make` entry point: takes the env_config as keyword arguments (how
     RLlib calls `gym.make(env_id, **env_config)`) or as `config=`."""
     return make_env(name, oracle, {**(config or {}), **env_config})
+
+
+def gym_vector_entry_point(
+    name: str, oracle: bool, num_envs: int, config: dict | None = None, **env_config
+) -> gym.vector.VectorEnv:
+    """`gym.make_vec(..., vectorization_mode="vector_entry_point")` entry point."""
+    return make_env(
+        name, oracle, {**(config or {}), **env_config, "num_envs": num_envs}
+    )
 
 
 def _oracle_name(name: str) -> str:
@@ -99,6 +131,9 @@ def register_envs() -> None:
                 gym.register(
                     id=env_id,
                     entry_point=functools.partial(gym_entry_point, name, oracle),
+                    vector_entry_point=functools.partial(
+                        gym_vector_entry_point, name, oracle
+                    ),
                 )
 
 
@@ -112,6 +147,8 @@ __all__ = [
     "make_env",
     "MetaEnv",
     "Navigation2DEnv",
+    "Navigation2DVectorEnv",
+    "VECTOR_ENV_SPECS",
     "PendulumMassEnv",
     "check_meta_env",
     "missing_task_methods",
