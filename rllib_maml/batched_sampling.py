@@ -69,12 +69,28 @@ def batching_unavailable(env_runner) -> str | None:
 
 
 def sample_tasks_batched(
-    env_runner, tasks: list, weights: list[dict], num_episodes: int
+    env_runner,
+    tasks: list,
+    weights: list[dict],
+    num_episodes: int,
+    seed: int | None = None,
 ) -> list[list[SingleAgentEpisode]]:
     """`num_episodes` episodes for each task, sampled with that task's weights.
 
+    `seed` (optional) seeds the vector env's reset and torch's action sampling
+    (torch's RNG state is restored afterwards): the same call on the same
+    runner then gives the same episodes.
+
     Returns one list of episodes per task, in the order of `tasks`.
     """
+    if seed is None:
+        return _sample(env_runner, tasks, weights, num_episodes, None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _sample(env_runner, tasks, weights, num_episodes, seed)
+
+
+def _sample(env_runner, tasks, weights, num_episodes, seed):
     vector_env = env_runner.env.unwrapped
     num_envs = vector_env.num_envs
     policies = _TaskPolicies(env_runner, weights)
@@ -85,7 +101,7 @@ def sample_tasks_batched(
     start = np.zeros(num_envs, dtype=int)
     _set_tasks(vector_env, env_task, tasks)
     recorder = _Recorder(env_runner)
-    obs, _ = vector_env.reset()
+    obs, _ = vector_env.reset(seed=seed)
     recorder.observe(obs)
     spans: list[tuple[int, int, int, int]] = []  # (task, sub-env, first, last step)
     forward = policies.forward(env_task)

@@ -121,6 +121,7 @@ def adaptation_returns(
                 tasks=tasks,
                 weights_by_task=weights_by_task,
                 num_episodes=episodes_per_task,
+                batched=config.batched_sampling,
                 fault_tolerant=(
                     config.restart_failed_env_runners
                     or config.ignore_env_runner_failures

@@ -216,7 +216,7 @@ class MAMLConfig(AlgorithmConfig):
                 task's own weights per step (True); or each task in turn with RLlib's
                 `EnvRunner.sample()` (False, also used where batching cannot
                 run: an `AsyncVectorEnv`, custom connectors or episode
-                callbacks, a stateful module, or seeded evaluation sampling).
+                callbacks, a stateful module).
             **kwargs: Forwarded to `AlgorithmConfig.training()` (lr, gamma,
                 grad_clip, ...).
 

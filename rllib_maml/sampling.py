@@ -12,6 +12,7 @@ import functools
 import logging
 from typing import Any
 
+import numpy as np
 import torch
 from ray.rllib.env.env_runner_group import EnvRunnerGroup
 from ray.rllib.utils import metrics
@@ -45,9 +46,10 @@ def sample_jobs_on_env_runner(
 ) -> tuple[dict[int, list], dict, dict | None]:
     """Runs on one env runner: samples every job's task with its weights.
 
-    With `batched` (and no seeds), several tasks share one vectorized pass
-    (`rllib_maml.batched_sampling`); otherwise, or where that cannot run on
-    this runner, each task in turn with `EnvRunner.sample()`.
+    With `batched`, all tasks run at once (`rllib_maml.batched_sampling`; with
+    seeds, repeatable for the same jobs on a runner); otherwise, or where that
+    cannot run on this runner, each task in turn with `EnvRunner.sample()`
+    (with seeds, each task's episodes repeat whichever runner samples them).
 
     An exception while sampling stops this runner's jobs and is returned (not
     raised), so the driver learns the task and the cause.
@@ -57,7 +59,7 @@ def sample_jobs_on_env_runner(
         per-episode statistics, None or `{"task_indices", "error"}`: the
         task that failed, or all of a batched runner's tasks).
     """
-    if batched and all(seed is None for *_, seed in jobs):
+    if batched:
         reason = batching_unavailable(env_runner)
         if reason is None:
             return _sample_batched(env_runner, jobs, num_episodes)
@@ -84,12 +86,17 @@ def sample_jobs_on_env_runner(
 
 
 def _sample_batched(env_runner, jobs: list[Job], num_episodes: int):
+    seeds = [seed for *_, seed in jobs]
+    seed = None
+    if None not in seeds:  # one seed for the whole loop, from all the jobs'
+        seed = int(np.random.SeedSequence(seeds).generate_state(1)[0])
     try:
         episodes = sample_tasks_batched(
             env_runner,
             tasks=[task for _, task, _, _ in jobs],
             weights=[weights for _, _, weights, _ in jobs],
             num_episodes=num_episodes,
+            seed=seed,
         )
     except Exception as e:  # noqa: BLE001 - reported to the driver
         return {}, _runner_metrics(env_runner), _failure([job[0] for job in jobs], e)

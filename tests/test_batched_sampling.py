@@ -125,12 +125,26 @@ def test_refilled_sub_envs_give_whole_episodes_of_discrete_actions():
             )
 
 
-def test_seeded_jobs_repeat_with_batching_on():
+def test_seeded_batched_jobs_repeat_and_leave_torch_rng_alone(monkeypatch):
+    import rllib_maml.sampling as sampling
+
+    calls = []
+    batched = sampling.sample_tasks_batched
+    monkeypatch.setattr(
+        sampling,
+        "sample_tasks_batched",
+        lambda *a, **k: calls.append(k["seed"]) or batched(*a, **k),
+    )
     runner, learner = batched_runner(4, "vector_entry_point")
-    weights = learner.inference_weights()
-    jobs = [(j, {"goal": np.array(g)}, weights, 7 + j) for j, g in enumerate(GOALS)]
+    weights = per_task_weights(learner, len(GOALS))
+    jobs = [(j, {"goal": np.array(g)}, weights[j], 7 + j) for j, g in enumerate(GOALS)]
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
     first, _, _ = sample_jobs_on_env_runner(runner, jobs, 2, batched=True)
+    torch.testing.assert_close(torch.rand(3), expected_next)
     again, _, _ = sample_jobs_on_env_runner(runner, jobs, 2, batched=True)
+    assert len(calls) == 2 and calls[0] is not None and calls[0] == calls[1]
     for j in range(len(GOALS)):
         for a, b in zip(first[j], again[j], strict=True):
             np.testing.assert_array_equal(a.get_actions(), b.get_actions())
@@ -204,3 +218,27 @@ def test_make_env_with_num_envs_gives_vector_envs():
     assert nav.horizon == 7
     cartpole = make_env("CartPoleMass-v0", False, {"num_envs": 2})
     assert isinstance(cartpole, gym.vector.SyncVectorEnv) and cartpole.num_envs == 2
+
+
+def test_evaluation_samples_batched_with_seeds(ray_session, monkeypatch):
+    import rllib_maml.sampling as sampling
+
+    seeds = []
+    batched = sampling.sample_tasks_batched
+    monkeypatch.setattr(
+        sampling,
+        "sample_tasks_batched",
+        lambda *a, **k: seeds.append(k["seed"]) or batched(*a, **k),
+    )
+    config = (
+        local_config(episodes_per_task=2)
+        .env_runners(num_envs_per_env_runner=4)
+        .evaluation(evaluation_num_tasks=3, evaluation_adaptation_steps=1)
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.evaluate()
+    finally:
+        algo.stop()
+    assert result["num_tasks"] == 3
+    assert len(seeds) == 2 and None not in seeds  # steps 0 and 1, both seeded
