@@ -472,6 +472,29 @@ class PhaseClock:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
 
 
+def check_local_learner_device(config: MAMLConfig) -> None:
+    """Refuses a GPU for the local learner where torch sees none.
+
+    Checked where the algorithm runs (not in `validate()`, which Tune also
+    calls on a driver that may have no GPU while the trial's node has one).
+    A remote learner (`num_learners=1`) is placed by Ray on a node with the GPU.
+    """
+    import torch
+
+    if (
+        config.num_learners == 0
+        and config.num_gpus_per_learner > 0
+        and not torch.cuda.is_available()
+    ):
+        raise ValueError(
+            f"`num_gpus_per_learner={config.num_gpus_per_learner}` asks for a GPU "
+            "for the local learner (`num_learners=0`), but torch sees no CUDA GPU "
+            f"in this process (torch {torch.__version__}). Set "
+            "`config.learners(num_gpus_per_learner=0)` to learn on the CPU, or run "
+            "where a GPU is visible."
+        )
+
+
 class MAML(Algorithm):
     """Model-Agnostic Meta-Learning (Finn et al. 2017) with ProMP's meta-objective.
 
@@ -489,6 +512,7 @@ class MAML(Algorithm):
 
     @override(Algorithm)
     def setup(self, config: MAMLConfig) -> None:
+        check_local_learner_device(config)
         # The driver's own env instance samples the tasks. Check the task API
         # before any env runner starts.
         self.task_env = self.env_creator(EnvContext(config.env_config, worker_index=0))

@@ -11,6 +11,13 @@ on 2 cores):
     python benchmarks/learning/run.py --config examples/tuned/navigation2d.yaml \
         --stop-iters 40 --baselines random,oracle \
         --output benchmarks/results/learning_navigation2d
+
+Long runs survive interruption: every `--save-every` iterations each seed saves
+an algorithm checkpoint and its curve under `<output>_state/seed<k>/`, and the
+results so far (finished seeds) are written after every seed. Running the same
+command again skips finished seeds and resumes the unfinished one from its last
+checkpoint (the env-step count, iteration and metrics are restored; the task
+and episode randomness after the restart differs from an uninterrupted run).
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ from rllib_maml.progress import HEADER, post_adaptation_return, progress_line  #
 
 
 def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
+    state_dir = Path(args.output + "_state") / f"seed{seed}"
+    done_file, curve_file = state_dir / "run.json", state_dir / "curve.json"
+    if done_file.exists():
+        print(f"seed {seed}: finished earlier, loading {done_file}", flush=True)
+        return json.loads(done_file.read_text())
     cli_args = cli.make_parser().parse_args(
         ["train", "--config", args.config, "--seed", str(seed)]
         + [x for s in args.set or [] for x in ("--set", s)]
@@ -40,8 +52,24 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
     )
     config, stop, _ = cli.build_config(cli_args)
     algo = config.build_algo()
-    curve = {"env_steps": [], "pre": [], "post": [], "episode_len_mean": []}
-    start = time.perf_counter()
+    curve = {
+        "env_steps": [],
+        "pre": [],
+        "post": [],
+        "episode_len_mean": [],
+        "wall_s": [],
+    }
+    elapsed = 0.0
+    if curve_file.exists():
+        curve = json.loads(curve_file.read_text())
+        elapsed = curve["wall_s"][-1]
+        algo.restore_from_path(str((state_dir / "checkpoint").resolve()))
+        print(
+            f"seed {seed}: resumed at iteration {algo.training_iteration}, "
+            f"{curve['env_steps'][-1]:,} env steps",
+            flush=True,
+        )
+    start = time.perf_counter() - elapsed
     print(HEADER, flush=True)
     try:
         while True:
@@ -52,7 +80,12 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
             curve["pre"].append(runners["episode_return_mean"])
             curve["post"].append(post_adaptation_return(result))
             curve["episode_len_mean"].append(runners["episode_len_mean"])
-            if cli.stop_reached(result, stop):
+            curve["wall_s"].append(time.perf_counter() - start)
+            finished = cli.stop_reached(result, stop)
+            if finished or result["training_iteration"] % args.save_every == 0:
+                algo.save_to_path(str((state_dir / "checkpoint").resolve()))
+                curve_file.write_text(json.dumps(curve))
+            if finished:
                 break
         wall = time.perf_counter() - start
         report = evaluate_with_baselines(
@@ -60,7 +93,9 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
         )
     finally:
         algo.stop()
-    return {"seed": seed, "curve": curve, "wall_clock_s": wall, "evaluation": report}
+    run = {"seed": seed, "curve": curve, "wall_clock_s": wall, "evaluation": report}
+    done_file.write_text(json.dumps(run))
+    return run
 
 
 def plot(runs: list[dict], path: str, title: str) -> None:
@@ -85,23 +120,10 @@ def plot(runs: list[dict], path: str, title: str) -> None:
     plt.close(fig)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--set", action="append")
-    parser.add_argument("--stop-iters", type=int)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--baselines", default="random,oracle")
-    parser.add_argument("--last", type=int, default=11, help="iterations averaged")
-    parser.add_argument("--output", required=True, help="path without extension")
-    args = parser.parse_args()
-    ray.init(include_dashboard=False, log_to_driver=False)
-    runs = []
-    for i, seed in enumerate(args.seeds):
-        baselines = tuple(b for b in args.baselines.split(",") if b) if i == 0 else ()
-        runs.append(train_seed(args, seed, baselines))
-    last = args.last
-    summary = {
+def summarize(runs: list[dict], last: int) -> dict:
+    """Means over seeds of the last `last` iterations, held-out and baselines."""
+    return {
+        "seeds": [r["seed"] for r in runs],
         "env_steps": float(np.mean([r["curve"]["env_steps"][-1] for r in runs])),
         f"pre_mean_last_{last}": float(
             np.mean([np.mean(r["curve"]["pre"][-last:]) for r in runs])
@@ -122,11 +144,32 @@ def main():
         },
         "wall_clock_s_per_seed": [r["wall_clock_s"] for r in runs],
     }
-    print(json.dumps(summary, indent=2))
-    plot(runs, args.output + ".png", Path(args.config).stem)
-    write_results(
-        args.output + ".json", "learning curves", args, summary=summary, runs=runs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--set", action="append")
+    parser.add_argument("--stop-iters", type=int)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--baselines", default="random,oracle")
+    parser.add_argument("--last", type=int, default=11, help="iterations averaged")
+    parser.add_argument("--output", required=True, help="path without extension")
+    parser.add_argument(
+        "--save-every", type=int, default=10, help="iterations between checkpoints"
     )
+    args = parser.parse_args()
+    ray.init(include_dashboard=False, log_to_driver=False)
+    runs = []
+    for i, seed in enumerate(args.seeds):
+        baselines = tuple(b for b in args.baselines.split(",") if b) if i == 0 else ()
+        runs.append(train_seed(args, seed, baselines))
+        summary = summarize(runs, args.last)
+        print(json.dumps(summary, indent=2))
+        plot(runs, args.output + ".png", Path(args.config).stem)
+        write_results(
+            args.output + ".json", "learning curves", args, summary=summary, runs=runs
+        )
     ray.shutdown()
 
 

@@ -24,6 +24,11 @@ except ImportError as e:  # pragma: no cover - depends on the install
 
 from rllib_maml.envs.base import TaskEnvMixin
 
+# The HalfCheetah tasks' control-cost weight: 0.5 * 0.1, as in ProMP's,
+# pytorch-maml-rl's and RLlib's former HalfCheetahRandDirec (results in those
+# units compare).
+HALF_CHEETAH_CTRL_COST = 0.05
+
 
 class _LocomotionTask(TaskEnvMixin):
     def _finish_init(self, config: dict, default_horizon: int) -> None:
@@ -79,14 +84,16 @@ class HalfCheetahRandDirecEnv(_DirectionTask, _LocomotionTask, HalfCheetahEnv):
     """HalfCheetah running forward or backward (Finn et al. 2017, ProMP).
 
     - Task: `{"direction": d}`, d in {-1, +1} with equal probability.
-    - Reward: `d * forward velocity - 0.1 * |action|^2`.
+    - Reward: `d * forward velocity - 0.05 * |action|^2` (the control cost of
+      ProMP's, pytorch-maml-rl's and RLlib's former env; HalfCheetah-v5's own
+      weight is 0.1).
     - Observation: HalfCheetah-v5's 17 values. Oracle: then d (18,).
     - Horizon 200 by default (`horizon`).
     """
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__()
+        super().__init__(ctrl_cost_weight=HALF_CHEETAH_CTRL_COST)
         self._finish_init(config, default_horizon=200)
 
     def task_reward(self, reward: float, info: dict) -> float:
@@ -109,14 +116,14 @@ class HalfCheetahRandVelEnv(_VelocityTask, _LocomotionTask, HalfCheetahEnv):
 
     - Task: `{"velocity": v}`, v ~ U(0, 2) by default (`velocity_range`; ProMP
       uses (0, 3)).
-    - Reward: `-|forward velocity - v| - 0.1 * |action|^2`.
+    - Reward: `-|forward velocity - v| - 0.05 * |action|^2` (as ProMP's).
     - Observation: HalfCheetah-v5's 17 values. Oracle: then v (18,).
     - Horizon 200 by default.
     """
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__()
+        super().__init__(ctrl_cost_weight=HALF_CHEETAH_CTRL_COST)
         self._setup_velocity(config)
         self._finish_init(config, default_horizon=200)
 
@@ -203,7 +210,7 @@ class AntRandVelEnv(_VelocityTask, _LocomotionTask, AntEnv):
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__()
+        super().__init__(ctrl_cost_weight=HALF_CHEETAH_CTRL_COST)
         self._setup_velocity(config)
         self._finish_init(config, default_horizon=200)
 
