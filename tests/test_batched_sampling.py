@@ -125,16 +125,23 @@ def test_refilled_sub_envs_give_whole_episodes_of_discrete_actions():
             )
 
 
-def test_seeded_batched_jobs_repeat_and_leave_torch_rng_alone(monkeypatch):
+@pytest.fixture
+def batched_seeds(monkeypatch):
+    """The `seed` of every `sample_tasks_batched` call, in order."""
     import rllib_maml.sampling as sampling
 
-    calls = []
+    seeds = []
     batched = sampling.sample_tasks_batched
     monkeypatch.setattr(
         sampling,
         "sample_tasks_batched",
-        lambda *a, **k: calls.append(k["seed"]) or batched(*a, **k),
+        lambda *a, **k: seeds.append(k["seed"]) or batched(*a, **k),
     )
+    return seeds
+
+
+def test_seeded_batched_jobs_repeat_and_leave_torch_rng_alone(batched_seeds):
+    calls = batched_seeds
     runner, learner = batched_runner(4, "vector_entry_point")
     weights = per_task_weights(learner, len(GOALS))
     jobs = [(j, {"goal": np.array(g)}, weights[j], 7 + j) for j, g in enumerate(GOALS)]
@@ -220,16 +227,8 @@ def test_make_env_with_num_envs_gives_vector_envs():
     assert isinstance(cartpole, gym.vector.SyncVectorEnv) and cartpole.num_envs == 2
 
 
-def test_evaluation_samples_batched_with_seeds(ray_session, monkeypatch):
-    import rllib_maml.sampling as sampling
-
-    seeds = []
-    batched = sampling.sample_tasks_batched
-    monkeypatch.setattr(
-        sampling,
-        "sample_tasks_batched",
-        lambda *a, **k: seeds.append(k["seed"]) or batched(*a, **k),
-    )
+def test_evaluation_samples_batched_with_seeds(ray_session, batched_seeds):
+    seeds = batched_seeds
     config = (
         local_config(episodes_per_task=2)
         .env_runners(num_envs_per_env_runner=4)
