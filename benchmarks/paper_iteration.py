@@ -12,6 +12,10 @@ adaptation, meta-update, sync) with the per-phase breakdown:
 
 How to run:
     python benchmarks/paper_iteration.py    # writes results/paper_iteration.json
+    # TRPO with the meta-objective in a loop over tasks (batched_meta_loss=False):
+    python benchmarks/paper_iteration.py --outer-optimizers trpo --meta-losses loop \
+        --variants batched_vector batched_sync \
+        --output benchmarks/results/paper_iteration_trpo_loop.json
 """
 
 from __future__ import annotations
@@ -50,18 +54,34 @@ def main():
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--outer-optimizers", nargs="+", default=["ppo", "trpo"])
+    parser.add_argument(
+        "--meta-losses", nargs="+", default=["batched"], choices=["batched", "loop"]
+    )
     parser.add_argument("--output", default=str(RESULTS / "paper_iteration.json"))
     args = parser.parse_args()
     ray.init(include_dashboard=False, log_to_driver=False)
     rows = []
     for optimizer in args.outer_optimizers:
-        for name in args.variants:
-            settings = argparse.Namespace(
-                **{**vars(args), **VARIANTS[name], "outer_optimizer": optimizer}
-            )
-            row = run(settings, args.runners[0])
-            rows.append({"variant": name, "outer_optimizer": optimizer, **row})
-            print(json.dumps(rows[-1]), flush=True)
+        for meta_loss in args.meta_losses:
+            for name in args.variants:
+                settings = argparse.Namespace(
+                    **{
+                        **vars(args),
+                        **VARIANTS[name],
+                        "outer_optimizer": optimizer,
+                        "meta_loss": meta_loss,
+                    }
+                )
+                row = run(settings, args.runners[0])
+                rows.append(
+                    {
+                        "variant": name,
+                        "outer_optimizer": optimizer,
+                        "meta_loss": meta_loss,
+                        **row,
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
     write_results(
         args.output,
         "MAML meta-iteration at the MAML paper's Navigation2D setting",

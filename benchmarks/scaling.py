@@ -54,6 +54,7 @@ def run(args, runners: int) -> dict:
             episodes_per_task=args.episodes_per_task,
             outer_optimizer=args.outer_optimizer,
             batched_sampling=not args.per_task_sampling,
+            batched_meta_loss=args.meta_loss == "batched",
         )
         .debugging(seed=0)
     )
@@ -102,6 +103,12 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--outer-optimizer", default="ppo", choices=["ppo", "trpo"])
     parser.add_argument("--per-task-sampling", action="store_true")
+    parser.add_argument(
+        "--meta-loss",
+        default="batched",
+        choices=["batched", "loop"],
+        help="batched_meta_loss True (one vmap pass) or False (a loop over tasks)",
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=4)
 

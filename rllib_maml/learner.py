@@ -406,19 +406,20 @@ class MAMLTorchLearner(TorchLearner):
         # With the linear baseline the value function is used nowhere.
         return self.config.advantage_baseline == "value_function"
 
-    def trpo_problem(self) -> tuple[F.Params, Any, Any]:
+    def trpo_problem(self) -> tuple[F.Params, Any, Any, Any]:
         """TRPO's pieces on this iteration's data, at the current meta-parameters.
 
         Returns:
-            `(theta, loss_fn, kl_fn)`: the post-adaptation surrogate and the KL
-            between the adapted policies before (now) and after an update, as
-            functions of the meta-parameters through the inner steps.
+            `(theta, loss_fn, kl_fn, loss_and_kl_fn)`: the post-adaptation
+            surrogate and the KL between the adapted policies before (now) and
+            after an update, as functions of the meta-parameters through the
+            inner steps; the last gives both from one replay of the inner steps.
         """
         config = self.config
         theta = self.meta_policy_params()
         steps = [dict(step) for step in self._steps]
-        terms = self.meta_terms(theta, steps, config)
-        old = terms["post_inputs"]
+        with torch.no_grad():
+            old = self.meta_terms(theta, steps, config)["post_inputs"]
         task_ids = sorted(steps[-1])
         for i, task in enumerate(task_ids):
             length = steps[-1][task][F.MASK].shape[0]
@@ -433,7 +434,11 @@ class MAMLTorchLearner(TorchLearner):
         def kl_fn(params):
             return self.meta_terms(params, steps, config)["post_kl"].mean()
 
-        return theta, loss_fn, kl_fn
+        def loss_and_kl_fn(params):
+            terms = self.meta_terms(params, steps, config)
+            return terms["ratio_surrogate"].mean(), terms["post_kl"].mean()
+
+        return theta, loss_fn, kl_fn, loss_and_kl_fn
 
     def _trpo_update(self) -> torch.Tensor:
         """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
@@ -445,7 +450,7 @@ class MAMLTorchLearner(TorchLearner):
             The surrogate loss after the step.
         """
         config = self.config
-        theta, loss_fn, kl_fn = self.trpo_problem()
+        theta, loss_fn, kl_fn, loss_and_kl_fn = self.trpo_problem()
         new_params, info = trpo.trpo_step(
             theta,
             loss_fn,
@@ -455,6 +460,7 @@ class MAMLTorchLearner(TorchLearner):
             cg_damping=config.cg_damping,
             line_search_steps=config.line_search_steps,
             backtrack_ratio=config.backtrack_ratio,
+            loss_and_kl_fn=loss_and_kl_fn,
         )
         with torch.no_grad():
             for name, param in theta.items():
@@ -474,7 +480,8 @@ class MAMLTorchLearner(TorchLearner):
             window=1,
         )
         # Inner KLs of the updated meta-policy (at the old one they are 0).
-        inner_kls = self.meta_terms(theta, self._steps, config)["inner_kls"]
+        with torch.no_grad():
+            inner_kls = self.meta_terms(theta, self._steps, config)["inner_kls"]
         for k, kl in enumerate(inner_kls.mean(0).tolist()):
             self.metrics.log_value(
                 (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_KL_KEY}_{k}"), kl, window=1

@@ -35,8 +35,13 @@ def conjugate_gradient(
     b: torch.Tensor,
     iterations: int = 10,
     residual_tol: float = 1e-10,
-) -> torch.Tensor:
-    """Solves `A x = b` for symmetric positive-definite `A` given `v -> A v`."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solves `A x = b` for symmetric positive-definite `A` given `v -> A v`.
+
+    Returns:
+        `x` and the residual `r = b - A x` (kept by the iteration, so `A x`
+        comes without another product).
+    """
     x = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
@@ -51,7 +56,7 @@ def conjugate_gradient(
         rr_new = r @ r
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, r
 
 
 @dataclass
@@ -66,11 +71,14 @@ class TRPOStepInfo:
 
 def kl_hessian_vector_product(params: Params, kl_fn, damping: float):
     """`v -> H v + damping v`, H the Hessian of `kl_fn` at `params`."""
+    return _hessian_vector_product(kl_fn(params), params, damping)
+
+
+def _hessian_vector_product(kl: torch.Tensor, params: Params, damping: float):
+    """`v -> H v + damping v`, H the Hessian of `kl` (a function of `params`)."""
     names = list(params)
     kl_grads = flat(
-        torch.autograd.grad(
-            kl_fn(params), [params[n] for n in names], create_graph=True
-        )
+        torch.autograd.grad(kl, [params[n] for n in names], create_graph=True)
     )
 
     def product(v: torch.Tensor) -> torch.Tensor:
@@ -92,6 +100,7 @@ def trpo_step(
     cg_damping: float = 0.1,
     line_search_steps: int = 15,
     backtrack_ratio: float = 0.8,
+    loss_and_kl_fn: Callable[[Params], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[Params, TRPOStepInfo]:
     """One TRPO update of `params`: minimize `loss_fn` subject to `kl_fn <= max_kl`.
 
@@ -105,6 +114,8 @@ def trpo_step(
         cg_damping: Added to the Fisher-vector product (`F v + damping * v`).
         line_search_steps: Tries of the backtracking line search.
         backtrack_ratio: Step shrink factor per try.
+        loss_and_kl_fn: `(loss_fn(p), kl_fn(p))` from one evaluation, for
+            when the two share work (e.g. the inner steps); None: two calls.
 
     Returns:
         The new parameters (detached; the old ones if no step was accepted)
@@ -112,13 +123,18 @@ def trpo_step(
     """
     params = dict(params)
     names = list(params)
-    loss = loss_fn(params)
-    grads = torch.autograd.grad(loss, [params[n] for n in names])
+    if loss_and_kl_fn is None:
+        loss_and_kl_fn = lambda p: (loss_fn(p), kl_fn(p))  # noqa: E731
+    loss, kl = loss_and_kl_fn(params)
+    grads = torch.autograd.grad(loss, [params[n] for n in names], retain_graph=True)
     g = flat(grads).detach()
 
-    fisher_vector_product = kl_hessian_vector_product(params, kl_fn, cg_damping)
-    direction = conjugate_gradient(fisher_vector_product, -g, iterations=cg_iters)
-    shs = 0.5 * direction @ fisher_vector_product(direction)
+    fisher_vector_product = _hessian_vector_product(kl, params, cg_damping)
+    direction, residual = conjugate_gradient(
+        fisher_vector_product, -g, iterations=cg_iters
+    )
+    # d^T F d with F d = -g - residual (CG's invariant): no 11th product.
+    shs = 0.5 * direction @ (-g - residual)
     if not torch.isfinite(shs) or shs <= 0:
         logger.warning("TRPO: non-positive curvature %s; skipping the step.", shs)
         return {n: p.detach() for n, p in params.items()}, TRPOStepInfo(
@@ -130,12 +146,11 @@ def trpo_step(
     fraction = 1.0
     for i in range(line_search_steps):
         candidate = unflat(old + fraction * full_step, params)
-        candidate = {n: t.clone().requires_grad_(True) for n, t in candidate.items()}
-        new_loss = loss_fn(candidate).item()
-        new_kl = kl_fn(candidate).item()
+        # Values only: no graph (torch.func.grad in the inner steps still runs).
+        with torch.no_grad():
+            new_loss, new_kl = (x.item() for x in loss_and_kl_fn(candidate))
         if new_kl <= max_kl and new_loss < loss_before:
-            detached = {n: t.detach() for n, t in candidate.items()}
-            return detached, TRPOStepInfo(
+            return candidate, TRPOStepInfo(
                 True, fraction, loss_before, new_loss, new_kl, i + 1
             )
         fraction *= backtrack_ratio

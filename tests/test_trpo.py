@@ -8,13 +8,24 @@ from rllib_maml import trpo
 pytestmark = pytest.mark.usefixtures("float64")
 
 
-def test_conjugate_gradient_solves_spd_system():
-    g = torch.Generator().manual_seed(0)
+def spd_system(seed: int):
+    """A random symmetric positive-definite `A` (6 x 6) and a right-hand side."""
+    g = torch.Generator().manual_seed(seed)
     m = torch.randn(6, 6, generator=g)
-    A = m @ m.T + 0.5 * torch.eye(6)
-    b = torch.randn(6, generator=g)
-    x = trpo.conjugate_gradient(lambda v: A @ v, b, iterations=6)
+    return m @ m.T + 0.5 * torch.eye(6), torch.randn(6, generator=g)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    A, b = spd_system(0)
+    x, _ = trpo.conjugate_gradient(lambda v: A @ v, b, iterations=6)
     torch.testing.assert_close(x, torch.linalg.solve(A, b), rtol=1e-8, atol=1e-8)
+
+
+def test_conjugate_gradient_residual_is_b_minus_a_x_after_an_early_stop():
+    A, b = spd_system(2)
+    x, r = trpo.conjugate_gradient(lambda v: A @ v, b, iterations=3)
+    assert r.norm() > 1e-3 * b.norm()  # really not converged
+    torch.testing.assert_close(A @ x, b - r, rtol=1e-8, atol=1e-10)
 
 
 def quadratic_problem():
@@ -50,6 +61,26 @@ def test_accepted_step_is_the_natural_gradient_on_the_kl_boundary():
     torch.testing.assert_close(new["w"], expected, rtol=1e-6, atol=1e-8)
     assert kl_fn(new).item() <= 0.01 + 1e-9
     assert loss_fn(new).item() < loss_fn({"w": w0}).item()
+
+
+def test_loss_and_kl_come_from_one_call_and_the_line_search_builds_no_graph():
+    fisher, c, w0, loss_fn, kl_fn = quadratic_problem()
+    grad_enabled = []
+
+    def loss_and_kl_fn(p):
+        grad_enabled.append(torch.is_grad_enabled())
+        return loss_fn(p), kl_fn(p)
+
+    params = {"w": w0.clone().requires_grad_(True)}
+    kwargs = dict(max_kl=0.01, cg_damping=1e-9)
+    new, info = trpo.trpo_step(
+        params, loss_fn, kl_fn, loss_and_kl_fn=loss_and_kl_fn, **kwargs
+    )
+    separate, separate_info = trpo.trpo_step(params, loss_fn, kl_fn, **kwargs)
+    # Once with a graph for the gradient and the Fisher, then per try without.
+    assert grad_enabled == [True] + [False] * info.line_search_steps
+    assert info == separate_info
+    torch.testing.assert_close(new["w"], separate["w"])
 
 
 def test_line_search_backs_off_when_the_full_step_violates_the_constraint():
