@@ -143,6 +143,8 @@ def trpo_step(
     full_step = direction * torch.sqrt(max_kl / shs)
     old = flat([params[n] for n in names]).detach()
     loss_before = loss.item()
+    # Free the graphs (second-order through the inner steps) before the search.
+    del loss, kl, grads, fisher_vector_product
     fraction = 1.0
     for i in range(line_search_steps):
         candidate = unflat(old + fraction * full_step, params)

@@ -13,6 +13,18 @@ from helpers import local_config, local_runner_and_learner, sample
 TASKS = [{"goal": np.array([0.3, 0.3])}, {"goal": np.array([-0.4, 0.1])}]
 
 
+def learner_with_one_adaptation(config, num_episodes: int):
+    """A local learner holding real pre- and post-adaptation data of TASKS."""
+    runner, learner = local_runner_and_learner(config)
+    episodes = sample(runner, learner, TASKS, num_episodes=num_episodes)
+    adapted = learner.add_adaptation_data(step=0, episodes_by_task=episodes)
+    post = sample(
+        runner, learner, TASKS, num_episodes=num_episodes, weights_by_task=adapted
+    )
+    learner.add_adaptation_data(step=1, episodes_by_task=post)
+    return learner
+
+
 def meta_loss_and_grad(learner, batch, names):
     loss = learner.compute_loss_for_module(
         module_id="default_policy", config=learner.config, batch=batch
@@ -32,11 +44,7 @@ def test_meta_gradient_matches_finite_differences(meta_gradient):
         # The value loss is part of the meta-loss with this baseline only.
         advantage_baseline="value_function",
     )
-    runner, learner = local_runner_and_learner(config)
-    episodes = sample(runner, learner, TASKS, num_episodes=2)
-    adapted = learner.add_adaptation_data(step=0, episodes_by_task=episodes)
-    post = sample(runner, learner, TASKS, num_episodes=2, weights_by_task=adapted)
-    learner.add_adaptation_data(step=1, episodes_by_task=post)
+    learner = learner_with_one_adaptation(config, num_episodes=2)
 
     module = learner.module["default_policy"]
     module.double()
@@ -80,11 +88,7 @@ def test_trpo_fisher_vector_product_is_the_kl_hessian(batched_meta_loss):
     config = local_config(
         outer_optimizer="trpo", inner_lr=0.5, batched_meta_loss=batched_meta_loss
     )
-    runner, learner = local_runner_and_learner(config)
-    episodes = sample(runner, learner, TASKS, num_episodes=2)
-    adapted = learner.add_adaptation_data(step=0, episodes_by_task=episodes)
-    post = sample(runner, learner, TASKS, num_episodes=2, weights_by_task=adapted)
-    learner.add_adaptation_data(step=1, episodes_by_task=post)
+    learner = learner_with_one_adaptation(config, num_episodes=2)
     learner.module["default_policy"].double()
     learner._steps = [
         {
@@ -118,14 +122,32 @@ def test_trpo_step_curvature_from_the_cg_residual_matches_a_product():
     from rllib_maml import trpo
 
     config = local_config(outer_optimizer="trpo")
-    runner, learner = local_runner_and_learner(config)
-    episodes = sample(runner, learner, TASKS, num_episodes=4)
-    adapted = learner.add_adaptation_data(step=0, episodes_by_task=episodes)
-    post = sample(runner, learner, TASKS, num_episodes=4, weights_by_task=adapted)
-    learner.add_adaptation_data(step=1, episodes_by_task=post)
+    learner = learner_with_one_adaptation(config, num_episodes=4)
     theta, loss_fn, kl_fn, _ = learner.trpo_problem()
     g = trpo.flat(torch.autograd.grad(loss_fn(theta), list(theta.values())))
     fvp = trpo.kl_hessian_vector_product(theta, kl_fn, config.cg_damping)
     d, residual = trpo.conjugate_gradient(fvp, -g, iterations=config.cg_iters)
     assert residual.norm() > 1e-6 * g.norm()  # CG stopped before converging
     torch.testing.assert_close(d @ (-g - residual), d @ fvp(d), rtol=1e-4, atol=0)
+
+
+def test_trpo_line_search_values_without_a_graph_are_the_values_with_one():
+    """The line search evaluates the surrogate and the KL under no_grad; the
+    inner steps inside them still take their gradients (torch.func.grad), so
+    the values equal those computed with autograd on."""
+    from rllib_maml import trpo
+
+    config = local_config(outer_optimizer="trpo", inner_lr=0.5)
+    learner = learner_with_one_adaptation(config, num_episodes=2)
+    theta, loss_fn, kl_fn, loss_and_kl_fn = learner.trpo_problem()
+    shift = torch.randn(
+        sum(p.numel() for p in theta.values()),
+        generator=torch.Generator().manual_seed(0),
+    )
+    candidate = trpo.unflat(trpo.flat(theta.values()).detach() + 0.05 * shift, theta)
+    with torch.no_grad():
+        loss, kl = loss_and_kl_fn(candidate)
+    with_graph = {n: p.clone().requires_grad_(True) for n, p in candidate.items()}
+    assert kl.item() > 1e-6  # a real move, not the old policy
+    torch.testing.assert_close(loss, loss_fn(with_graph))
+    torch.testing.assert_close(kl, kl_fn(with_graph))
