@@ -251,14 +251,24 @@ def test_locomotion_rewards(name, expected):
         assert not env._terminate_when_unhealthy
 
 
-@pytest.mark.parametrize("name", ["HalfCheetahRandDirec-v0", "HalfCheetahRandVel-v0"])
-def test_half_cheetah_control_cost_is_the_references(name):
-    """-0.5 * 0.1 * |a|^2 per step, as in ProMP's and RLlib's former envs."""
+@pytest.mark.parametrize(
+    "name, weight",
+    [
+        # HalfCheetah: -0.5 * 0.1 * |a|^2, as in ProMP's and RLlib's former envs.
+        ("HalfCheetahRandDirec-v0", 0.05),
+        ("HalfCheetahRandVel-v0", 0.05),
+        # Ant: Ant-v5's own 0.5 * |a|^2.
+        ("AntRandGoal-v0", 0.5),
+        ("AntRandDirec-v0", 0.5),
+        ("AntRandVel-v0", 0.5),
+    ],
+)
+def test_control_cost_weights(name, weight):
     env = make_env(name, oracle=False, config={"horizon": 5})
     env.reset(seed=2)
     action = env.action_space.sample()
     info = env.step(action)[-1]
-    assert info["reward_ctrl"] == pytest.approx(-0.05 * np.square(action).sum())
+    assert info["reward_ctrl"] == pytest.approx(-weight * np.square(action).sum())
 
 
 def test_navigation_reward_and_termination():

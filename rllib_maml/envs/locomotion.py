@@ -210,7 +210,7 @@ class AntRandVelEnv(_VelocityTask, _LocomotionTask, AntEnv):
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__(ctrl_cost_weight=HALF_CHEETAH_CTRL_COST)
+        super().__init__()
         self._setup_velocity(config)
         self._finish_init(config, default_horizon=200)
 
