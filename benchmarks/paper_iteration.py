@@ -21,6 +21,7 @@ How to run:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 import ray
@@ -61,27 +62,23 @@ def main():
     args = parser.parse_args()
     ray.init(include_dashboard=False, log_to_driver=False)
     rows = []
-    for optimizer in args.outer_optimizers:
-        for meta_loss in args.meta_losses:
-            for name in args.variants:
-                settings = argparse.Namespace(
-                    **{
-                        **vars(args),
-                        **VARIANTS[name],
-                        "outer_optimizer": optimizer,
-                        "meta_loss": meta_loss,
-                    }
-                )
-                row = run(settings, args.runners[0])
-                rows.append(
-                    {
-                        "variant": name,
-                        "outer_optimizer": optimizer,
-                        "meta_loss": meta_loss,
-                        **row,
-                    }
-                )
-                print(json.dumps(rows[-1]), flush=True)
+    for optimizer, meta_loss, name in itertools.product(
+        args.outer_optimizers, args.meta_losses, args.variants
+    ):
+        settings = argparse.Namespace(
+            **{
+                **vars(args),
+                **VARIANTS[name],
+                "outer_optimizer": optimizer,
+                "meta_loss": meta_loss,
+            }
+        )
+        row = run(settings, args.runners[0])
+        rows.append(
+            {"variant": name, "outer_optimizer": optimizer, "meta_loss": meta_loss}
+            | row
+        )
+        print(json.dumps(rows[-1]), flush=True)
     write_results(
         args.output,
         "MAML meta-iteration at the MAML paper's Navigation2D setting",

@@ -406,14 +406,14 @@ class MAMLTorchLearner(TorchLearner):
         # With the linear baseline the value function is used nowhere.
         return self.config.advantage_baseline == "value_function"
 
-    def trpo_problem(self) -> tuple[F.Params, Any, Any, Any]:
+    def trpo_problem(self) -> tuple[F.Params, Any]:
         """TRPO's pieces on this iteration's data, at the current meta-parameters.
 
         Returns:
-            `(theta, loss_fn, kl_fn, loss_and_kl_fn)`: the post-adaptation
-            surrogate and the KL between the adapted policies before (now) and
-            after an update, as functions of the meta-parameters through the
-            inner steps; the last gives both from one replay of the inner steps.
+            `(theta, loss_and_kl_fn)`: `params -> (surrogate, KL)`, the
+            post-adaptation surrogate and the KL between the adapted policies
+            before (now) and after an update, as functions of the
+            meta-parameters through the inner steps (replayed once for both).
         """
         config = self.config
         theta = self.meta_policy_params()
@@ -428,17 +428,11 @@ class MAMLTorchLearner(TorchLearner):
                 F.OLD_POST_INPUTS: old[i][:length].detach(),
             }
 
-        def loss_fn(params):
-            return self.meta_terms(params, steps, config)["ratio_surrogate"].mean()
-
-        def kl_fn(params):
-            return self.meta_terms(params, steps, config)["post_kl"].mean()
-
         def loss_and_kl_fn(params):
             terms = self.meta_terms(params, steps, config)
             return terms["ratio_surrogate"].mean(), terms["post_kl"].mean()
 
-        return theta, loss_fn, kl_fn, loss_and_kl_fn
+        return theta, loss_and_kl_fn
 
     def _trpo_update(self) -> torch.Tensor:
         """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
@@ -450,17 +444,15 @@ class MAMLTorchLearner(TorchLearner):
             The surrogate loss after the step.
         """
         config = self.config
-        theta, loss_fn, kl_fn, loss_and_kl_fn = self.trpo_problem()
+        theta, loss_and_kl_fn = self.trpo_problem()
         new_params, info = trpo.trpo_step(
             theta,
-            loss_fn,
-            kl_fn,
+            loss_and_kl_fn,
             max_kl=config.max_kl,
             cg_iters=config.cg_iters,
             cg_damping=config.cg_damping,
             line_search_steps=config.line_search_steps,
             backtrack_ratio=config.backtrack_ratio,
-            loss_and_kl_fn=loss_and_kl_fn,
         )
         with torch.no_grad():
             for name, param in theta.items():

@@ -69,13 +69,9 @@ class TRPOStepInfo:
     line_search_steps: int
 
 
-def kl_hessian_vector_product(params: Params, kl_fn, damping: float):
-    """`v -> H v + damping v`, H the Hessian of `kl_fn` at `params`."""
-    return _hessian_vector_product(kl_fn(params), params, damping)
-
-
-def _hessian_vector_product(kl: torch.Tensor, params: Params, damping: float):
-    """`v -> H v + damping v`, H the Hessian of `kl` (a function of `params`)."""
+def kl_hessian_vector_product(kl: torch.Tensor, params: Params, damping: float):
+    """`v -> H v + damping v`, H the Hessian of `kl` (computed from `params`,
+    with its graph) at `params`."""
     names = list(params)
     kl_grads = flat(
         torch.autograd.grad(kl, [params[n] for n in names], create_graph=True)
@@ -92,30 +88,27 @@ def _hessian_vector_product(kl: torch.Tensor, params: Params, damping: float):
 
 def trpo_step(
     params: Mapping[str, torch.Tensor],
-    loss_fn: Callable[[Params], torch.Tensor],
-    kl_fn: Callable[[Params], torch.Tensor],
+    loss_and_kl_fn: Callable[[Params], tuple[torch.Tensor, torch.Tensor]],
     *,
     max_kl: float,
     cg_iters: int = 10,
     cg_damping: float = 0.1,
     line_search_steps: int = 15,
     backtrack_ratio: float = 0.8,
-    loss_and_kl_fn: Callable[[Params], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[Params, TRPOStepInfo]:
-    """One TRPO update of `params`: minimize `loss_fn` subject to `kl_fn <= max_kl`.
+    """One TRPO update of `params`: minimize the loss subject to `KL <= max_kl`.
 
     Args:
         params: Current parameters (leaf tensors requiring grad).
-        loss_fn: Surrogate loss as a function of parameters.
-        kl_fn: KL between the policy at `params` (held fixed inside `kl_fn`)
-            and the policy at its argument; 0 with zero gradient at `params`.
+        loss_and_kl_fn: `p -> (loss, kl)` from one evaluation (the two share
+            work, e.g. the inner steps): the surrogate loss, and the KL between
+            the policy at `params` (held fixed inside) and the policy at `p`,
+            0 with zero gradient at `params`.
         max_kl: Trust-region size.
         cg_iters: Conjugate-gradient iterations.
         cg_damping: Added to the Fisher-vector product (`F v + damping * v`).
         line_search_steps: Tries of the backtracking line search.
         backtrack_ratio: Step shrink factor per try.
-        loss_and_kl_fn: `(loss_fn(p), kl_fn(p))` from one evaluation, for
-            when the two share work (e.g. the inner steps); None: two calls.
 
     Returns:
         The new parameters (detached; the old ones if no step was accepted)
@@ -123,13 +116,11 @@ def trpo_step(
     """
     params = dict(params)
     names = list(params)
-    if loss_and_kl_fn is None:
-        loss_and_kl_fn = lambda p: (loss_fn(p), kl_fn(p))  # noqa: E731
     loss, kl = loss_and_kl_fn(params)
     grads = torch.autograd.grad(loss, [params[n] for n in names], retain_graph=True)
     g = flat(grads).detach()
 
-    fisher_vector_product = _hessian_vector_product(kl, params, cg_damping)
+    fisher_vector_product = kl_hessian_vector_product(kl, params, cg_damping)
     direction, residual = conjugate_gradient(
         fisher_vector_product, -g, iterations=cg_iters
     )

@@ -97,13 +97,17 @@ def test_trpo_fisher_vector_product_is_the_kl_hessian(batched_meta_loss):
         }
         for step in learner._steps
     ]
-    theta, _, kl_fn, _ = learner.trpo_problem()
+    theta, loss_and_kl_fn = learner.trpo_problem()
+
+    def kl_fn(params):
+        return loss_and_kl_fn(params)[1]
+
     size = sum(p.numel() for p in theta.values())
     v = torch.randn(
         size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
     )
 
-    product = trpo.kl_hessian_vector_product(theta, kl_fn, damping=0.0)(v)
+    product = trpo.kl_hessian_vector_product(kl_fn(theta), theta, damping=0.0)(v)
     assert product.norm() > 1e-2 * v.norm()  # a real curvature, not zero
 
     def kl_grad(shift):
@@ -123,9 +127,10 @@ def test_trpo_step_curvature_from_the_cg_residual_matches_a_product():
 
     config = local_config(outer_optimizer="trpo")
     learner = learner_with_one_adaptation(config, num_episodes=4)
-    theta, loss_fn, kl_fn, _ = learner.trpo_problem()
-    g = trpo.flat(torch.autograd.grad(loss_fn(theta), list(theta.values())))
-    fvp = trpo.kl_hessian_vector_product(theta, kl_fn, config.cg_damping)
+    theta, loss_and_kl_fn = learner.trpo_problem()
+    loss, kl = loss_and_kl_fn(theta)
+    g = trpo.flat(torch.autograd.grad(loss, list(theta.values()), retain_graph=True))
+    fvp = trpo.kl_hessian_vector_product(kl, theta, config.cg_damping)
     d, residual = trpo.conjugate_gradient(fvp, -g, iterations=config.cg_iters)
     assert residual.norm() > 1e-6 * g.norm()  # CG stopped before converging
     torch.testing.assert_close(d @ (-g - residual), d @ fvp(d), rtol=1e-4, atol=0)
@@ -139,7 +144,7 @@ def test_trpo_line_search_values_without_a_graph_are_the_values_with_one():
 
     config = local_config(outer_optimizer="trpo", inner_lr=0.5)
     learner = learner_with_one_adaptation(config, num_episodes=2)
-    theta, loss_fn, kl_fn, loss_and_kl_fn = learner.trpo_problem()
+    theta, loss_and_kl_fn = learner.trpo_problem()
     shift = torch.randn(
         sum(p.numel() for p in theta.values()),
         generator=torch.Generator().manual_seed(0),
@@ -149,5 +154,7 @@ def test_trpo_line_search_values_without_a_graph_are_the_values_with_one():
         loss, kl = loss_and_kl_fn(candidate)
     with_graph = {n: p.clone().requires_grad_(True) for n, p in candidate.items()}
     assert kl.item() > 1e-6  # a real move, not the old policy
-    torch.testing.assert_close(loss, loss_fn(with_graph))
-    torch.testing.assert_close(kl, kl_fn(with_graph))
+    loss_with_graph, kl_with_graph = loss_and_kl_fn(with_graph)
+    assert loss_with_graph.requires_grad  # autograd really was on here
+    torch.testing.assert_close(loss, loss_with_graph)
+    torch.testing.assert_close(kl, kl_with_graph)

@@ -46,41 +46,41 @@ def quadratic_problem():
     return fisher, c, w0, loss_fn, kl_fn
 
 
+def jointly(loss_fn, kl_fn, grad_enabled: list | None = None):
+    """`trpo_step`'s `loss_and_kl_fn`; appends to `grad_enabled` whether
+    autograd was on at each call."""
+
+    def loss_and_kl_fn(p):
+        if grad_enabled is not None:
+            grad_enabled.append(torch.is_grad_enabled())
+        return loss_fn(p), kl_fn(p)
+
+    return loss_and_kl_fn
+
+
 def test_accepted_step_is_the_natural_gradient_on_the_kl_boundary():
     fisher, c, w0, loss_fn, kl_fn = quadratic_problem()
     params = {"w": w0.clone().requires_grad_(True)}
+    grad_enabled = []
     # A tiny damping keeps the full step just inside the boundary (the check
     # is strict: KL <= max_kl).
     new, info = trpo.trpo_step(
-        params, loss_fn, kl_fn, max_kl=0.01, cg_iters=10, cg_damping=1e-9
+        params,
+        jointly(loss_fn, kl_fn, grad_enabled),
+        max_kl=0.01,
+        cg_iters=10,
+        cg_damping=1e-9,
     )
     assert info.accepted and info.step_fraction == 1.0
+    # One call with a graph (the gradient and the Fisher), then one per
+    # line-search try without.
+    assert grad_enabled == [True] + [False] * info.line_search_steps
     # Closed form: w0 - sqrt(2 max_kl / (c^T F^-1 c)) F^-1 c.
     nat = torch.linalg.solve(fisher, c)
     expected = w0 - torch.sqrt(2 * 0.01 / (c @ nat)) * nat
     torch.testing.assert_close(new["w"], expected, rtol=1e-6, atol=1e-8)
     assert kl_fn(new).item() <= 0.01 + 1e-9
     assert loss_fn(new).item() < loss_fn({"w": w0}).item()
-
-
-def test_loss_and_kl_come_from_one_call_and_the_line_search_builds_no_graph():
-    fisher, c, w0, loss_fn, kl_fn = quadratic_problem()
-    grad_enabled = []
-
-    def loss_and_kl_fn(p):
-        grad_enabled.append(torch.is_grad_enabled())
-        return loss_fn(p), kl_fn(p)
-
-    params = {"w": w0.clone().requires_grad_(True)}
-    kwargs = dict(max_kl=0.01, cg_damping=1e-9)
-    new, info = trpo.trpo_step(
-        params, loss_fn, kl_fn, loss_and_kl_fn=loss_and_kl_fn, **kwargs
-    )
-    separate, separate_info = trpo.trpo_step(params, loss_fn, kl_fn, **kwargs)
-    # Once with a graph for the gradient and the Fisher, then per try without.
-    assert grad_enabled == [True] + [False] * info.line_search_steps
-    assert info == separate_info
-    torch.testing.assert_close(new["w"], separate["w"])
 
 
 def test_line_search_backs_off_when_the_full_step_violates_the_constraint():
@@ -94,7 +94,11 @@ def test_line_search_backs_off_when_the_full_step_violates_the_constraint():
 
     params = {"w": w0.clone().requires_grad_(True)}
     new, info = trpo.trpo_step(
-        params, loss_fn, kl_fn, max_kl=0.01, cg_damping=0.0, backtrack_ratio=0.8
+        params,
+        jointly(loss_fn, kl_fn),
+        max_kl=0.01,
+        cg_damping=0.0,
+        backtrack_ratio=0.8,
     )
     # The full step has q = max_kl; fraction f scales q by f^2. Expect the first
     # f = 0.8^k with q + alpha q^2 <= max_kl.
@@ -117,6 +121,8 @@ def test_no_step_when_nothing_improves():
         return c @ d + 1e6 * (d @ d)
 
     params = {"w": w0.clone().requires_grad_(True)}
-    new, info = trpo.trpo_step(params, loss_fn, kl_fn, max_kl=0.01, line_search_steps=5)
+    new, info = trpo.trpo_step(
+        params, jointly(loss_fn, kl_fn), max_kl=0.01, line_search_steps=5
+    )
     assert not info.accepted and info.line_search_steps == 5
     torch.testing.assert_close(new["w"], w0)
