@@ -87,7 +87,12 @@ def train_multitask_ppo(
             minibatch_size=256,
             num_epochs=10,
         )
-        .rl_module(model_config=maml_config.model_config)
+        # MAML's module: the same network and initialization (e.g. its
+        # `initial_action_std`) as the meta-policy it is compared with.
+        .rl_module(
+            rl_module_spec=maml_config.get_default_rl_module_spec(),
+            model_config=maml_config.model_config,
+        )
         .debugging(seed=seed)
     )
     algo = ppo_config.build_algo()

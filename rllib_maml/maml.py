@@ -295,11 +295,9 @@ class MAMLConfig(AlgorithmConfig):
 
     @override(AlgorithmConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
-        from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
-            DefaultPPOTorchRLModule,
-        )
+        from rllib_maml.module import MAMLTorchRLModule
 
-        return RLModuleSpec(module_class=DefaultPPOTorchRLModule)
+        return RLModuleSpec(module_class=MAMLTorchRLModule)
 
     @override(AlgorithmConfig)
     def get_default_learner_class(self) -> type | str:
@@ -356,6 +354,24 @@ class MAMLConfig(AlgorithmConfig):
                 "`batch_mode` from `config.env_runners(...)`."
             )
         self._validate_maml_training_settings()
+        self._validate_initial_action_std()
+
+    def _validate_initial_action_std(self) -> None:
+        from rllib_maml.module import INITIAL_ACTION_STD_KEY
+
+        std = self.model_config.get(INITIAL_ACTION_STD_KEY)
+        if std is not None and not (
+            isinstance(std, (int, float))
+            and not isinstance(std, bool)
+            and 0 < std < float("inf")
+        ):
+            self._value_error(
+                f"`model_config['{INITIAL_ACTION_STD_KEY}']` must be a positive "
+                f"number (the policy's action std at initialization), got {std!r}. "
+                "Set e.g. `config.rl_module(model_config="
+                f"{{'{INITIAL_ACTION_STD_KEY}': 0.5}})`, or remove the key for "
+                "RLlib's initialization."
+            )
 
     def _validate_maml_training_settings(self) -> None:
         for name, fix_value in (
