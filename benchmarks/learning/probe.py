@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,9 @@ VARIANTS = [
 
 def probe(args, index: int, name: str, sets: list[str], scale: float) -> dict:
     iterations = round(args.iterations / scale)
-    output = f"{args.output}_state/variant{index}"
+    # The name and length in the path: a finished run is reused only as itself.
+    slug = re.sub(r"\W+", "_", name).strip("_")
+    output = f"{args.output}_state/{slug}_{iterations}iters"
     command = [
         sys.executable,
         str(RUN),
@@ -77,11 +80,11 @@ def probe(args, index: int, name: str, sets: list[str], scale: float) -> dict:
     subprocess.run(command, check=True)
     run = json.loads(Path(output + ".json").read_text())["runs"][0]
     curve = run["curve"]
-    half = iterations // 2
+    half = len(curve["post"]) // 2
     return {
         "variant": name,
         "set": sets,
-        "iterations": iterations,
+        "iterations": len(curve["post"]),
         "env_steps": curve["env_steps"][-1],
         "post_mean_second_half": float(np.mean(curve["post"][half:])),
         "pre_mean_second_half": float(np.mean(curve["pre"][half:])),
@@ -105,6 +108,13 @@ def main():
     results = []
     for i, (name, sets, scale) in enumerate(VARIANTS):
         results.append(probe(args, i, name, sets, scale))
+        if results[-1]["env_steps"] != results[0]["env_steps"]:
+            raise RuntimeError(
+                f"Variant {name!r} ran {results[-1]['env_steps']:,.0f} env steps, "
+                f"the tuned example {results[0]['env_steps']:,.0f}: its scale in "
+                "VARIANTS (env steps per iteration relative to the example) is "
+                "wrong. Fix the scale so every variant gets the same budget."
+            )
         write_results(args.output + ".json", "probes", args, results=results)
     print(f"{'variant':<26} {'post (2nd half)':>16} {'held-out 1 step':>16}")
     for r in results:
