@@ -35,6 +35,7 @@ SECTIONS = (
     "checkpointing",
 )
 STOP_KEYS = ("training_iteration", "num_env_steps_sampled_lifetime")
+VERBOSE_HELP = "also show Ray's start-up notices (hidden by default)"
 
 
 class CLIError(Exception):
@@ -193,16 +194,25 @@ def stop_reached(result: dict, stop: dict) -> bool:
     return steps >= stop.get("num_env_steps_sampled_lifetime", float("inf"))
 
 
+def ray_init_kwargs(args) -> dict[str, Any]:
+    """`ray.init` arguments: quiet unless --verbose (see `rllib_maml.quiet`)."""
+    from rllib_maml.quiet import quiet_ray
+
+    quiet = {} if args.verbose else quiet_ray()
+    return {"address": args.address, "include_dashboard": False, **quiet}
+
+
 def cmd_train(args) -> int:
     import ray
 
+    init_kwargs = ray_init_kwargs(args)
     config, stop, grid = build_config(args)
     checked = config.copy(copy_frozen=False)
     for (section, key), values in grid.items():
         getattr(checked, section)(**{key: values[0]})
     checked.validate()
     checkpoint_dir = os.path.abspath(args.checkpoint_dir)
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False, **init_kwargs)
     if grid or args.num_samples > 1:
         return _train_with_tune(args, config, stop, grid, checkpoint_dir)
 
@@ -298,6 +308,7 @@ def cmd_evaluate(args) -> int:
     from rllib_maml.baselines import module_state_from_checkpoint
     from rllib_maml.evaluation import METHODS, evaluate_with_baselines, write_report
 
+    init_kwargs = ray_init_kwargs(args)
     baselines = tuple(b for b in args.baselines.split(",") if b)
     valid = METHODS[1:]
     bad = [b for b in baselines if b not in valid]
@@ -313,7 +324,7 @@ def cmd_evaluate(args) -> int:
     ):
         if path and not os.path.isdir(path):
             raise CLIError(f"{flag} {path!r}: no such checkpoint directory.")
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False, **init_kwargs)
     algo = MAML.from_checkpoint(os.path.abspath(args.checkpoint))
     try:
         report = evaluate_with_baselines(
@@ -420,6 +431,7 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--address", help="Ray cluster to attach to (default: RAY_ADDRESS or local)"
     )
+    train.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser(
@@ -452,6 +464,7 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--oracle-checkpoint", help="use this policy instead")
     evaluate.add_argument("--oracle-env", help="oracle env (default: shipped variant)")
     evaluate.add_argument("--address", help="Ray cluster to attach to")
+    evaluate.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     evaluate.set_defaults(func=cmd_evaluate)
 
     plot = sub.add_parser(

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from ray.rllib.env.env_context import EnvContext
 
-from rllib_maml.envs.base import find_non_finite, sample_tasks_checked
-from rllib_maml.sampling import sample_episodes_per_task
+from rllib_maml.envs.base import sample_tasks_checked
+from rllib_maml.sampling import derive_seed
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +91,19 @@ def adaptation_returns(
 ) -> np.ndarray:
     """Mean episode return per task after 0..`num_steps` inner steps.
 
-    Samples on the algorithm's env runners (or `env_runner_group`), adapts on
-    its learner, exactly as a training iteration does, but leaves the
-    meta-policy and the iteration's training data untouched. Seeded: the same
-    module state, tasks and seed give the same returns.
+    Runs the algorithm's own inner loop (`MAML.adapt_to_tasks`) with
+    `evaluation=True`: the meta-policy, the env runners' modules and the
+    iteration's training data are left untouched. Seeded: the same module
+    state, tasks and seed give the same returns.
 
     Args:
         module_state: a full module state to evaluate instead of the
-            meta-policy (a baseline); the meta-policy is restored afterwards.
+            meta-policy (a baseline); the learner's meta-policy is restored
+            afterwards, and the runners sample it with functional parameters.
 
     Returns:
         Array of shape [len(tasks), num_steps + 1].
     """
-    group = env_runner_group or algo.env_runner_group
-    config = algo.config
     call = algo._call_learner
     saved = None
     if module_state is not None:
@@ -112,41 +111,19 @@ def adaptation_returns(
     try:
         if module_state is not None:
             call(lambda learner: learner.set_module_state(module_state))
-        start = call(lambda learner: learner.inference_weights())
-        weights_by_task = {i: start for i in range(len(tasks))}
-        returns = np.zeros((len(tasks), num_steps + 1))
-        for step in range(num_steps + 1):
-            episodes_by_task, _ = sample_episodes_per_task(
-                group,
-                tasks=tasks,
-                weights_by_task=weights_by_task,
-                num_episodes=episodes_per_task,
-                batched=config.batched_sampling,
-                fault_tolerant=(
-                    config.restart_failed_env_runners
-                    or config.ignore_env_runner_failures
-                ),
-                seeds_by_task={
-                    i: seed + 7919 * step + 104729 * i for i in range(len(tasks))
-                },
-            )
-            if find_non_finite(episodes_by_task) is not None:
-                raise ValueError(
-                    f"Env {config.env!r} returned non-finite values during evaluation "
-                    f"(adaptation step {step})."
-                )
-            for i, episodes in episodes_by_task.items():
-                returns[i, step] = np.mean([ep.get_return() for ep in episodes])
-            if step < num_steps:
-                weights_by_task = call(
-                    lambda learner, first=step == 0, e=episodes_by_task: (
-                        learner.evaluation_adapt(first=first, episodes_by_task=e)
-                    )
-                )
+        start = call(lambda learner: learner.policy_params_numpy())
+        return algo.adapt_to_tasks(
+            tasks,
+            num_steps=num_steps,
+            num_episodes=episodes_per_task,
+            seed=derive_seed(seed, HELDOUT_SEED_OFFSET),
+            evaluation=True,
+            start_params=start,
+            env_runner_group=env_runner_group,
+        )
     finally:
         if saved is not None:
             call(lambda learner: learner.set_module_state(saved))
-    return returns
 
 
 def summarize(returns: np.ndarray, env: str, source: str) -> dict[str, Any]:

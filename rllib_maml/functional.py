@@ -72,16 +72,77 @@ def adapt(
     lr: float,
     *,
     first_order: bool = False,
-) -> list[Params]:
+    has_aux: bool = False,
+) -> list[Params] | tuple[list[Params], list[object]]:
     """Chains inner steps: step k uses `inner_losses[k]` at the step-k params.
 
     Returns the parameters before every step and after the last one, so
     `result[0]` is `params` and `result[-1]` the fully adapted parameters.
+    With `has_aux`, each loss returns `(loss, aux)` and the auxiliary outputs
+    (differentiable with respect to that step's params) come back too.
     """
-    chain = [dict(params)]
+    chain, auxes = [dict(params)], []
     for loss_fn in inner_losses:
-        chain.append(inner_step(chain[-1], loss_fn, lr, first_order=first_order))
-    return chain
+        if has_aux:
+            new, aux = inner_step_with_aux(
+                chain[-1], loss_fn, lr, first_order=first_order
+            )
+            auxes.append(aux)
+        else:
+            new = inner_step(chain[-1], loss_fn, lr, first_order=first_order)
+        chain.append(new)
+    return (chain, auxes) if has_aux else chain
+
+
+def adapt_on_steps(
+    params: Mapping[str, torch.Tensor],
+    steps: list[Mapping[str, torch.Tensor]],
+    *,
+    policy: Callable[[Params, torch.Tensor], torch.Tensor],
+    logp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    kl: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    inner_lr: float,
+    inner_loss: str,
+    first_order: bool,
+) -> tuple[list[Params], torch.Tensor, torch.Tensor]:
+    """MAML's inner loop: one inner step on each step's data, in order.
+
+    The one adaptation function of the package: sampling-time adaptation (one
+    step at a time, as each step's data arrives), the meta-objective's replay
+    (all K steps, differentiably) and evaluation all call it.
+
+    Returns:
+        (the params chain as `adapt` returns it, the inner KLs [K]
+        `KL(pi_behavior_k || pi_k)` on step-k data, the inner losses [K]).
+    """
+
+    def loss_fn(step):
+        def loss_and_aux(p):
+            inputs = policy(p, step[OBS])
+            loss = _inner_loss(logp(inputs, step[ACTIONS]), step, inner_loss)
+            return loss, (inputs, loss.detach())
+
+        return loss_and_aux
+
+    chain, auxes = adapt(
+        params,
+        [loss_fn(step) for step in steps],
+        inner_lr,
+        first_order=first_order,
+        has_aux=True,
+    )
+    # One forward pass per step serves the inner loss and the KL penalty.
+    kls = [
+        masked_mean(kl(step[BEHAVIOR_INPUTS], inputs), step[MASK])
+        for step, (inputs, _) in zip(steps, auxes, strict=True)
+    ]
+    losses = [loss for _, loss in auxes]
+    empty = next(iter(params.values())).new_zeros(0)
+    return (
+        chain,
+        torch.stack(kls) if kls else empty,
+        torch.stack(losses) if losses else empty,
+    )
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -220,21 +281,17 @@ def task_meta_terms(
         `post_inputs` (the adapted policy's distribution inputs on step K).
     """
 
-    params = dict(theta)
-    inner_kls = []
-    for step in steps[:-1]:
-
-        def loss_and_inputs(p, step=step):
-            inputs = policy(p, step[OBS])
-            lp = logp(inputs, step[ACTIONS])
-            return _inner_loss(lp, step, inner_loss), inputs
-
-        new_params, inputs = inner_step_with_aux(
-            params, loss_and_inputs, inner_lr, first_order=first_order
-        )
-        # One forward pass serves the inner loss and the KL penalty.
-        inner_kls.append(masked_mean(kl(step[BEHAVIOR_INPUTS], inputs), step[MASK]))
-        params = new_params
+    chain, inner_kls, _ = adapt_on_steps(
+        theta,
+        steps[:-1],
+        policy=policy,
+        logp=logp,
+        kl=kl,
+        inner_lr=inner_lr,
+        inner_loss=inner_loss,
+        first_order=first_order,
+    )
+    params = chain[-1]
     post = steps[-1]
     post_inputs = policy(params, post[OBS])
     post_logp = logp(post_inputs, post[ACTIONS])
@@ -242,7 +299,7 @@ def task_meta_terms(
     terms = {
         "ppo_surrogate": ppo_clip_loss(*args, clip_param, post[MASK]),
         "ratio_surrogate": ratio_loss(*args, post[MASK]),
-        "inner_kls": torch.stack(inner_kls),
+        "inner_kls": inner_kls,
         "post_inputs": post_inputs,
     }
     if OLD_POST_INPUTS in post:

@@ -22,11 +22,15 @@ class FunctionalPolicy:
     - `logp` / `kl`: closed-form log-likelihood and KL of the module's action
       distribution (diagonal Gaussian for Box, categorical for Discrete).
     - For RLlib's default (PPO) module only the actor encoder and the policy
-      head run; other modules run their whole `forward_train`.
+      head run; other modules run their whole `forward_train` (on the learner)
+      or `forward_exploration` (`exploration=True`: on an env runner, whose
+      module is inference-only and may have no `forward_train` path).
     """
 
-    def __init__(self, module):
+    def __init__(self, module, *, exploration: bool = False):
         self.module = module
+        self._forward = _ExplorationForward(module) if exploration else module
+        self._prefix = "module." if exploration else ""
         non_inference = (
             module.get_non_inference_attributes()
             if isinstance(module, InferenceOnlyAPI)
@@ -67,7 +71,11 @@ class FunctionalPolicy:
 
     def __call__(self, params: F.Params, obs: torch.Tensor) -> torch.Tensor:
         if self._actor_path is None:
-            out = torch.func.functional_call(self.module, params, ({Columns.OBS: obs},))
+            if self._prefix:
+                params = {self._prefix + name: p for name, p in params.items()}
+            out = torch.func.functional_call(
+                self._forward, params, ({Columns.OBS: obs},)
+            )
             return out[Columns.ACTION_DIST_INPUTS]
         encoder, prefix, head = self._actor_path
         n = len(prefix)
@@ -77,6 +85,18 @@ class FunctionalPolicy:
             encoder, encoder_params, ({Columns.OBS: obs},)
         )[ENCODER_OUT]
         return torch.func.functional_call(head, head_params, (hidden,))
+
+
+class _ExplorationForward(torch.nn.Module):
+    """`forward(batch)` is the module's `forward_exploration(batch)`, so that
+    `torch.func.functional_call` can run it with other parameters."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch):
+        return self.module.forward_exploration(batch)
 
 
 def _actor_only_path(module):

@@ -1,9 +1,10 @@
-"""Sampling episodes per task on RLlib env runners.
+"""Driver side of sampling: one adaptation step of a meta-batch on the env runners.
 
-One adaptation step is one round trip: each env runner gets the list of its
-tasks (with the weights to sample each one with), samples them (all at once,
-see `rllib_maml.batched_sampling`, or one after the other) and returns the
-episodes keyed by task index.
+`sample_step` spreads the tasks round-robin over the healthy env runners and
+calls `MAMLEnvRunner.sample_tasks` on each, once: one round trip per
+adaptation step. A runner whose call raises is marked unhealthy by RLlib (and
+restored by it before the next iteration with `restart_failed_env_runners`);
+with fault tolerance its tasks are sampled again on the other runners.
 """
 
 from __future__ import annotations
@@ -13,121 +14,18 @@ import logging
 from typing import Any
 
 import numpy as np
-import torch
+import ray
 from ray.rllib.env.env_runner_group import EnvRunnerGroup
-from ray.rllib.utils import metrics
 
-from rllib_maml.batched_sampling import batching_unavailable, sample_tasks_batched
+from rllib_maml.env_runner import MAMLEnvRunner, TaskJob
 
 logger = logging.getLogger(__name__)
 
-# Episode statistics the env runner computes over everything it sampled: they
-# would mix adaptation steps, so MAML reports its own per step instead.
-_MIXED_EPISODE_METRICS = (
-    metrics.EPISODE_DURATION_SEC_MEAN,
-    metrics.EPISODE_LEN_MAX,
-    metrics.EPISODE_LEN_MEAN,
-    metrics.EPISODE_LEN_MIN,
-    metrics.EPISODE_RETURN_MAX,
-    metrics.EPISODE_RETURN_MEAN,
-    metrics.EPISODE_RETURN_MIN,
-    "agent_episode_return_mean",
-    "module_episode_return_mean",
-)
 
-# A job: (task index, task, inference-only weights to sample it with, seed or
-# None). A seed makes the job repeatable: it seeds the env reset and torch's
-# action sampling on the runner.
-Job = tuple[int, Any, dict, int | None]
-
-
-def sample_jobs_on_env_runner(
-    env_runner, jobs: list[Job], num_episodes: int, batched: bool = False
-) -> tuple[dict[int, list], dict, dict | None]:
-    """Runs on one env runner: samples every job's task with its weights.
-
-    With `batched`, all tasks run at once (`rllib_maml.batched_sampling`; with
-    seeds, repeatable for the same jobs on a runner); otherwise, or where that
-    cannot run on this runner, each task in turn with `EnvRunner.sample()`
-    (with seeds, each task's episodes repeat whichever runner samples them).
-
-    An exception while sampling stops this runner's jobs and is returned (not
-    raised), so the driver learns the task and the cause.
-
-    Returns:
-        (task index -> episodes, the runner's reduced metrics without the
-        per-episode statistics, None or `{"task_indices", "error"}`: the
-        task that failed, or all of a batched runner's tasks).
-    """
-    if batched:
-        reason = batching_unavailable(env_runner)
-        if reason is None:
-            return _sample_batched(env_runner, jobs, num_episodes)
-        if not getattr(env_runner, "_rllib_maml_warned", False):
-            env_runner._rllib_maml_warned = True
-            logger.warning(
-                "Sampling MAML tasks one after the other on this env runner: %s.",
-                reason,
-            )
-    episodes_by_task, failure = {}, None
-    for task_index, task, weights, seed in jobs:
-        try:
-            env_runner.module.set_state(weights)
-            env_runner.env.unwrapped.call("set_task", task)
-            if seed is None:
-                episodes = env_runner.sample(num_episodes=num_episodes, explore=True)
-            else:
-                episodes = _seeded_sample(env_runner, num_episodes, seed)
-            episodes_by_task[task_index] = episodes
-        except Exception as e:  # noqa: BLE001 - reported to the driver
-            failure = _failure([task_index], e)
-            break
-    return episodes_by_task, _runner_metrics(env_runner), failure
-
-
-def _sample_batched(env_runner, jobs: list[Job], num_episodes: int):
-    seeds = [seed for *_, seed in jobs]
-    seed = None
-    if None not in seeds:  # one seed for the whole loop, from all the jobs'
-        seed = int(np.random.SeedSequence(seeds).generate_state(1)[0])
-    try:
-        episodes = sample_tasks_batched(
-            env_runner,
-            tasks=[task for _, task, _, _ in jobs],
-            weights=[weights for _, _, weights, _ in jobs],
-            num_episodes=num_episodes,
-            seed=seed,
-        )
-    except Exception as e:  # noqa: BLE001 - reported to the driver
-        return {}, _runner_metrics(env_runner), _failure([job[0] for job in jobs], e)
-    episodes_by_task = {job[0]: eps for job, eps in zip(jobs, episodes, strict=True)}
-    return episodes_by_task, _runner_metrics(env_runner), None
-
-
-def _failure(task_indices: list[int], error: Exception) -> dict:
-    cause = error.__cause__ or error
-    return {"task_indices": task_indices, "error": f"{type(cause).__name__}: {cause}"}
-
-
-def _runner_metrics(env_runner) -> dict:
-    runner_metrics = env_runner.get_metrics()
-    for key in _MIXED_EPISODE_METRICS:
-        runner_metrics.pop(key, None)
-    return runner_metrics
-
-
-def _seeded_sample(env_runner, num_episodes: int, seed: int) -> list:
-    """`sample` with env resets and torch's action sampling seeded by `seed`;
-    the runner's own seed and torch's RNG state are restored afterwards."""
-    # The runner resets its envs with `_seed` at the start of every
-    # `sample(num_episodes=...)` call.
-    own_seed, env_runner._seed = env_runner._seed, seed
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return env_runner.sample(num_episodes=num_episodes, explore=True)
-    finally:
-        env_runner._seed = own_seed
+def derive_seed(*keys: int) -> int:
+    """A 32-bit seed from integer keys (e.g. the config seed, the iteration and
+    the adaptation step); different keys give independent streams."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
 
 def assign_tasks(
@@ -140,129 +38,128 @@ def assign_tasks(
     return {rid: tasks for rid, tasks in assignment.items() if tasks}
 
 
-def sample_episodes_per_task(
+def sample_on_runner(
+    env_runner: MAMLEnvRunner, jobs: list[TaskJob], num_episodes: int, entropy
+):
+    """Runs on an env runner: its `sample_tasks` (raises a clear error for a
+    runner class that lacks it)."""
+    if not isinstance(env_runner, MAMLEnvRunner):
+        raise TypeError(
+            f"`env_runner_cls` is {type(env_runner).__name__}, which is not a "
+            "`rllib_maml.env_runner.MAMLEnvRunner`: MAML samples several tasks per "
+            "call with its `sample_tasks`. Subclass `MAMLEnvRunner` or remove "
+            "`env_runner_cls` from `config.env_runners(...)`."
+        )
+    return env_runner.sample_tasks(jobs, num_episodes=num_episodes, entropy=entropy)
+
+
+def sample_step(
     env_runner_group: EnvRunnerGroup,
     *,
     tasks: list[Any],
-    weights_by_task: dict[int, dict],
+    params_by_task: dict[int, dict | None],
     num_episodes: int,
-    fault_tolerant: bool = True,
+    entropy: int | None,
     max_attempts: int = 3,
-    seeds_by_task: dict[int, int] | None = None,
-    batched: bool = False,
 ) -> tuple[dict[int, list], list[dict]]:
-    """Samples `num_episodes` episodes for every task, spread over the runners.
+    """Samples `num_episodes` episodes of every task with its parameters.
 
-    `seeds_by_task` (optional) makes each task's episodes repeatable whichever
-    runner samples them (evaluation uses it). `batched`: several tasks per
-    vectorized pass where the runner allows (see `sample_jobs_on_env_runner`).
+    Args:
+        tasks: the meta-batch (task i has index i).
+        params_by_task: task index -> policy params (None: the runners' own
+            meta-policy).
+        entropy: seeds the step's resets and action noise (see
+            `rllib_maml.env_runner`); None: unseeded.
 
-    If a runner fails (its env raises, or its actor dies): with
-    `fault_tolerant`, its unsampled tasks are sampled again on the other healthy
-    runners (up to `max_attempts` rounds, a warning each time); without, raises
-    naming the runner, the task and the cause. Never returns fewer tasks.
+    A failed remote runner: with `restart_failed_env_runners` (or
+    `ignore_env_runner_failures`) its tasks are sampled again on the other
+    healthy runners, a warning each time; otherwise raises, naming the runner,
+    the tasks and the cause.
 
     Returns:
-        (task index -> episodes, list of the runners' metrics dicts).
+        (task index -> episodes, the runners' metrics dicts). Never fewer tasks.
     """
+    jobs = [TaskJob(i, task, params_by_task.get(i)) for i, task in enumerate(tasks)]
+    run = functools.partial(
+        sample_on_runner, num_episodes=num_episodes, entropy=entropy
+    )
     episodes_by_task: dict[int, list] = {}
     all_metrics: list[dict] = []
     pending = list(range(len(tasks)))
-    failed_runners: set[int] = set()
     for attempt in range(max_attempts):
-        jobs = lambda ids: [  # noqa: E731
-            (i, tasks[i], weights_by_task[i], (seeds_by_task or {}).get(i)) for i in ids
-        ]
-        runner_ids = [
-            rid
-            for rid in env_runner_group.healthy_env_runner_ids()
-            if rid not in failed_runners
-        ]
-        if runner_ids:
-            assignment = assign_tasks(pending, runner_ids)
-            results = env_runner_group.foreach_env_runner(
-                [
-                    functools.partial(
-                        sample_jobs_on_env_runner,
-                        jobs=jobs(task_ids),
-                        num_episodes=num_episodes,
-                        batched=batched,
-                    )
-                    for task_ids in assignment.values()
-                ],
-                remote_worker_ids=list(assignment),
-                local_env_runner=False,
-            )
-        elif env_runner_group.num_remote_env_runners() == 0 and (
-            env_runner_group.local_env_runner is not None
-        ):
+        if env_runner_group.num_remote_env_runners() == 0:
             local = env_runner_group.local_env_runner
-            results = [
-                sample_jobs_on_env_runner(local, jobs(pending), num_episodes, batched)
-            ]
-        elif failed_runners:
+            if local is None or local.env is None:
+                raise RuntimeError("No env runner with an env to sample MAML tasks.")
+            try:
+                results = [run(local, [jobs[i] for i in pending])]
+            except Exception as e:
+                raise RuntimeError(
+                    f"The local env runner failed while sampling MAML tasks "
+                    f"{pending}: {type(e).__name__}: {e}"
+                ) from e
+        elif not env_runner_group.healthy_env_runner_ids() and attempt > 0:
             raise RuntimeError(
-                f"Every env runner failed while sampling MAML tasks {pending} in this "
-                "iteration (see the warnings above for the causes)."
+                f"Every env runner failed while sampling MAML tasks {pending} in "
+                "this iteration (see the errors above for the causes)."
             )
         else:
-            raise RuntimeError(
-                "No healthy env runner is left to sample MAML tasks on. Enable "
-                "`config.fault_tolerance(restart_failed_env_runners=True)` to "
-                "restart failed runners."
-            )
-        failures = []
-        for runner_episodes, runner_metrics, failure in results:
-            episodes_by_task.update(runner_episodes)
-            all_metrics.append(runner_metrics)
-            if failure is not None:
-                failures.append(failure)
-        for failure in failures:
-            indices = failure["task_indices"]
-            rid = _runner_of(indices[0], assignment if runner_ids else {})
-            failed_runners.add(rid)
-            what = (
-                f"task {tasks[indices[0]]!r} (task index {indices[0]})"
-                if len(indices) == 1
-                else f"tasks {[tasks[i] for i in indices]!r} (task indices {indices}, "
-                "sampled in batched passes)"
-            )
-            message = (
-                f"Env runner {rid} failed while sampling {what}: {failure['error']}"
-            )
-            if not fault_tolerant:
-                raise RuntimeError(
-                    message + ". Set `config.fault_tolerance("
-                    "restart_failed_env_runners=True)` to sample such tasks again "
-                    "on the other runners."
-                )
-            logger.warning(message)
+            results = _sample_remote(env_runner_group, run, [jobs[i] for i in pending])
+        for samples in results:
+            episodes_by_task.update(samples.episodes_by_task)
+            all_metrics.append(samples.metrics)
         pending = [i for i in range(len(tasks)) if i not in episodes_by_task]
         if not pending:
             return episodes_by_task, all_metrics
-        if not fault_tolerant:
-            raise RuntimeError(
-                f"Env runner(s) died while sampling MAML tasks {pending} (see their "
-                "logs above for the cause). Set `config.fault_tolerance("
-                "restart_failed_env_runners=True)` to sample such tasks again on the "
-                "other runners."
-            )
         logger.warning(
-            "Tasks %s have no data after attempt %d/%d; re-sampling them on the "
-            "healthy runners.",
+            "MAML tasks %s have no data after attempt %d/%d (their env runner "
+            "failed; see the error above); sampling them again on the healthy "
+            "runners.",
             pending,
             attempt + 1,
             max_attempts,
         )
     raise RuntimeError(
-        f"Tasks {pending} could not be sampled after {max_attempts} attempts: their "
-        "env runners failed. See the warnings above for the causes."
+        f"MAML tasks {pending} could not be sampled in {max_attempts} attempts: "
+        "their env runners failed each time. See the errors above for the causes."
     )
 
 
-def _runner_of(task_index: int, assignment: dict[int, list[int]]) -> int:
-    """The runner id a task was assigned to (0: the local env runner)."""
-    for rid, task_ids in assignment.items():
-        if task_index in task_ids:
-            return rid
-    return 0
+def _sample_remote(group: EnvRunnerGroup, run, jobs: list[TaskJob]):
+    runner_ids = group.healthy_env_runner_ids()
+    if not runner_ids:
+        raise RuntimeError(
+            "No healthy env runner is left to sample MAML tasks on. Enable "
+            "`config.fault_tolerance(restart_failed_env_runners=True)` to "
+            "restart failed runners."
+        )
+    assignment = assign_tasks([job.task_index for job in jobs], runner_ids)
+    by_index = {job.task_index: job for job in jobs}
+    try:
+        return group.foreach_env_runner(
+            [
+                functools.partial(run, jobs=[by_index[i] for i in task_indices])
+                for task_indices in assignment.values()
+            ],
+            remote_worker_ids=list(assignment),
+            local_env_runner=False,
+        )
+    except ray.exceptions.RayError as e:
+        failed = sorted(set(runner_ids) - set(group.healthy_env_runner_ids()))
+        failed_tasks = [i for rid in failed for i in assignment.get(rid, [])]
+        cause = getattr(e, "cause", None) or e
+        if isinstance(cause, ray.exceptions.ActorDiedError):
+            # RLlib logs a runner's exception in the runner, then exits it.
+            why = (
+                "the runner raised and exited; its log has the exception "
+                "(RLlib's 'Worker exception caught during `apply()`')"
+            )
+        else:
+            why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"
+        tasks = failed_tasks or sorted(by_index)
+        raise RuntimeError(
+            f"Env runner(s) {failed} failed while sampling MAML tasks {tasks} "
+            f"({[by_index[i].task for i in tasks][:3]!r}): {why}. Set "
+            "`config.fault_tolerance(restart_failed_env_runners=True)` to sample "
+            "such tasks again on the other runners (RLlib restarts the failed one)."
+        ) from e

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
-
 import rllib_maml  # noqa: F401  (registers the envs)
 from rllib_maml import MAMLConfig
-from rllib_maml.sampling import sample_jobs_on_env_runner
+from rllib_maml.env_runner import MAMLEnvRunner, TaskJob
 
 
 def local_config(env="rllib_maml/Navigation2D-v0", **training) -> MAMLConfig:
@@ -24,18 +22,19 @@ def local_config(env="rllib_maml/Navigation2D-v0", **training) -> MAMLConfig:
 def local_runner_and_learner(config: MAMLConfig):
     """An env runner and a learner in this process, built like the algorithm does."""
     config.validate()
-    runner = SingleAgentEnvRunner(config=config)
+    runner = MAMLEnvRunner(config=config)
     learner = config.build_learner(env=runner.env)
     return runner, learner
 
 
-def sample(runner, learner, tasks, num_episodes, weights_by_task=None):
-    """Episodes per task index, sampled with the learner's current meta-policy."""
-    meta = learner.inference_weights()
+def sample(runner, learner, tasks, num_episodes, params_by_task=None, entropy=0):
+    """Episodes per task index, sampled with `params_by_task` (default: the
+    learner's current meta-policy)."""
+    meta = learner.policy_params_numpy()
     jobs = [
-        (i, task, (weights_by_task or {}).get(i, meta), None)
+        TaskJob(i, task, (params_by_task or {}).get(i, meta))
         for i, task in enumerate(tasks)
     ]
-    episodes, _, failure = sample_jobs_on_env_runner(runner, jobs, num_episodes)
-    assert failure is None, failure
-    return episodes
+    return runner.sample_tasks(
+        jobs, num_episodes=num_episodes, entropy=entropy
+    ).episodes_by_task

@@ -1,11 +1,14 @@
 """Bad settings fail fast, naming the setting, the value and the fix."""
 
+import logging
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from helpers import local_config
 
 from rllib_maml import MAMLConfig
+from rllib_maml import config as config_module
 
 
 @pytest.mark.parametrize(
@@ -35,6 +38,17 @@ from rllib_maml import MAMLConfig
             r"`inner_loss` must be one of \('lvc', 'vpg'\), got 'ppo'",
         ),
         ({"meta_gradient": "third"}, r"`meta_gradient` must be one of"),
+        (
+            {"outer_optimizer": "sgd"},
+            r"`outer_optimizer` must be one of \('ppo', 'trpo'\), got 'sgd'",
+        ),
+        ({"cg_iters": True}, r"`cg_iters` must be an integer >= 1, got True"),
+        ({"max_kl": float("inf")}, r"`max_kl` must be a finite number > 0, got inf"),
+        ({"lambda_": "1"}, r"`lambda_` must be in \[0, 1\], got '1'"),
+        (
+            {"backtrack_ratio": 1.0},
+            r"`backtrack_ratio` must be in \(0, 1\), got 1.0",
+        ),
         (
             {"advantage_baseline": "critic"},
             r"`advantage_baseline` must be one of \('value_function', 'linear'\), "
@@ -174,3 +188,186 @@ def test_bad_evaluation_settings(evaluation, match):
     with pytest.raises(ValueError, match=match) as info:
         config.validate()
     assert "config.evaluation(" in str(info.value)
+
+
+TABLE_FIXES = [
+    *((name, example) for name, (_, example) in config_module.INT_SETTINGS.items()),
+    *((name, spec[-1]) for name, spec in config_module.FLOAT_SETTINGS.items()),
+    *((name, choices[0]) for name, choices in config_module.CHOICE_SETTINGS.items()),
+]
+
+
+@pytest.mark.parametrize("name, value", TABLE_FIXES)
+def test_the_fix_each_table_message_suggests_is_valid(name, value):
+    builder = "evaluation" if name.startswith("evaluation_") else "training"
+    config = local_config()
+    getattr(config, builder)(**{name: value})
+    config.validate()
+
+
+# Fast by default: env-runner settings MAML chooses unless the user sets them.
+def runners_config(num_env_runners=2, env="rllib_maml/Navigation2D-v0", **training):
+    training.setdefault("meta_batch_size", 20)
+    training.setdefault("episodes_per_task", 20)
+    return (
+        MAMLConfig()
+        .environment(env)
+        .env_runners(num_env_runners=num_env_runners)
+        .training(**training)
+    )
+
+
+def test_envs_per_runner_default_to_the_runners_slots():
+    config = runners_config()  # ceil(20 tasks / 2 runners) x 20 episodes
+    config.validate()
+    assert config.num_envs_per_env_runner == 200
+    assert config.gym_env_vectorize_mode == "vector_entry_point"
+
+
+def test_auto_envs_per_runner_are_capped():
+    config = runners_config(num_env_runners=1, meta_batch_size=40)
+    config.validate()
+    assert config.num_envs_per_env_runner == config_module.MAX_AUTO_ENVS_PER_ENV_RUNNER
+
+
+def test_no_remote_runners_count_as_one_runner():
+    config = runners_config(num_env_runners=0, meta_batch_size=3, episodes_per_task=4)
+    config.validate()
+    assert config.num_envs_per_env_runner == 12
+
+
+def test_task_by_task_sampling_gets_one_env_per_episode():
+    # More would trip MAML.setup's warning: each task steps all envs.
+    config = runners_config(batched_sampling=False)
+    config.validate()
+    assert config.num_envs_per_env_runner == 20
+
+
+@pytest.mark.parametrize("num_envs", [1, 50])
+def test_explicit_envs_per_runner_are_kept(num_envs):
+    config = runners_config().env_runners(num_envs_per_env_runner=num_envs)
+    config.validate()
+    config = config.copy(copy_frozen=False).training(meta_batch_size=4)
+    config.validate()
+    assert config.num_envs_per_env_runner == num_envs
+
+
+def test_assigned_envs_per_runner_are_kept():
+    config = runners_config()
+    config.num_envs_per_env_runner = 3
+    config.validate()
+    assert config.num_envs_per_env_runner == 3
+
+
+@pytest.mark.parametrize(
+    "env, mode",
+    [
+        ("rllib_maml/Navigation2D-v0", "vector_entry_point"),
+        ("rllib_maml/Navigation2DOracle-v0", "vector_entry_point"),
+        ("rllib_maml/CartPoleMass-v0", "sync"),
+    ],
+)
+def test_array_stepped_vector_env_is_chosen_where_there_is_one(env, mode):
+    config = runners_config(env=env)
+    config.validate()
+    assert config.gym_env_vectorize_mode == mode
+
+
+def test_evaluation_runners_get_one_env_per_held_out_slot():
+    config = runners_config().evaluation(
+        evaluation_interval=1, evaluation_num_env_runners=1, evaluation_num_tasks=5
+    )
+    config.validate()
+    evaluation = config.get_evaluation_config_object()
+    evaluation.validate()  # as the algorithm does
+    assert evaluation.num_envs_per_env_runner == 100  # 5 tasks x 20 episodes
+
+
+def test_explicit_vectorize_mode_is_kept():
+    config = runners_config().env_runners(gym_env_vectorize_mode="sync")
+    config.validate()
+    assert config.gym_env_vectorize_mode == "sync"
+    assert config.num_envs_per_env_runner == 200  # still chosen by MAML
+
+
+def test_auto_settings_follow_later_changes_and_copies():
+    config = runners_config()
+    config.validate()
+    copied = config.copy(copy_frozen=False)
+    copied.environment("rllib_maml/CartPoleMass-v0").training(meta_batch_size=4)
+    copied.validate()
+    assert copied.num_envs_per_env_runner == 40
+    assert copied.gym_env_vectorize_mode == "sync"
+    assert config.num_envs_per_env_runner == 200
+
+
+def test_a_config_dict_chooses_again_unless_it_sets_the_value():
+    config = runners_config()
+    config.validate()
+    as_dict = config.to_dict()  # as Tune's param_space and trial configs hold it
+    as_dict["meta_batch_size"] = 4
+    for build in (MAMLConfig.from_dict, MAMLConfig().update_from_dict):
+        rebuilt = build(dict(as_dict))
+        rebuilt.validate()
+        assert rebuilt.num_envs_per_env_runner == 40
+        assert rebuilt.gym_env_vectorize_mode == "vector_entry_point"
+    as_dict.update(num_envs_per_env_runner=7, gym_env_vectorize_mode="sync")
+    for build in (MAMLConfig.from_dict, MAMLConfig().update_from_dict):
+        rebuilt = build(dict(as_dict))
+        rebuilt.validate()
+        assert rebuilt.num_envs_per_env_runner == 7
+        assert rebuilt.gym_env_vectorize_mode == "sync"
+        assert rebuilt.to_dict()["num_envs_per_env_runner"] == 7
+
+
+def test_saved_state_keeps_what_the_user_set():
+    auto, explicit = runners_config(), runners_config()
+    explicit.env_runners(num_envs_per_env_runner=5)
+    for config, expected in ((auto, 40), (explicit, 5)):
+        config.validate()
+        restored = MAMLConfig.from_state(config.get_state())
+        restored.training(meta_batch_size=4).validate()
+        assert restored.num_envs_per_env_runner == expected
+    # A state saved before MAML chose these settings keeps its values.
+    state = explicit.get_state()
+    del state["_auto_env_runner_settings"]
+    state["num_envs_per_env_runner"] = 1
+    assert MAMLConfig.from_state(state).num_envs_per_env_runner == 1
+
+
+def test_few_explicit_envs_per_runner_warn_once(caplog, monkeypatch):
+    monkeypatch.setattr(config_module, "_SLOW_SAMPLING_WARNED", set())
+    config = runners_config().env_runners(num_envs_per_env_runner=4)
+    with caplog.at_level(logging.WARNING, logger="rllib_maml.config"):
+        config.validate()
+        config.validate()
+    (record,) = [r for r in caplog.records if r.name == "rllib_maml.config"]
+    message = record.getMessage()
+    assert "`num_envs_per_env_runner` is 4" in message
+    assert "200 (task, episode) slots" in message and "slow" in message
+    assert "config.env_runners(num_envs_per_env_runner=200)" in message
+
+
+@pytest.mark.parametrize("num_envs", [None, 32, 50])
+def test_enough_envs_per_runner_do_not_warn(caplog, monkeypatch, num_envs):
+    monkeypatch.setattr(config_module, "_SLOW_SAMPLING_WARNED", set())
+    config = runners_config()
+    if num_envs is not None:
+        config.env_runners(num_envs_per_env_runner=num_envs)
+    with caplog.at_level(logging.WARNING, logger="rllib_maml.config"):
+        config.validate()
+    assert not [r for r in caplog.records if r.name == "rllib_maml.config"]
+
+
+def test_no_advice_to_leave_the_new_api_stack(caplog):
+    # RLlib's "If you don't want to use the new API stack" cannot apply to MAML.
+    from ray.util.debug import reset_log_once
+
+    reset_log_once("MAML_on_new_api_stack")
+    rllib_logger = logging.getLogger("ray.rllib")  # does not propagate to root
+    rllib_logger.addHandler(caplog.handler)
+    try:
+        local_config().validate()
+    finally:
+        rllib_logger.removeHandler(caplog.handler)
+    assert "new API stack" not in caplog.text

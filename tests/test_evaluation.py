@@ -19,7 +19,6 @@ from rllib_maml.evaluation import (
     markdown_table,
     write_report,
 )
-from rllib_maml.sampling import sample_jobs_on_env_runner
 
 
 @pytest.mark.parametrize("advantage_baseline", ["linear", "value_function"])
@@ -40,7 +39,9 @@ def test_evaluation_inner_step_equals_theta_minus_lr_grad(advantage_baseline):
             task: reference_adapted_weights(module, eps, INNER_LR, advantage_baseline)
             for task, eps in episodes.items()
         }
-        adapted = learner.evaluation_adapt(first=True, episodes_by_task=episodes)
+        adapted = learner.adapt(
+            step=0, episodes_by_task=episodes, evaluation=True
+        )
         for task, weights in adapted.items():
             expected = expected_by_task[task]
             for name in learner.policy_param_names:
@@ -50,7 +51,7 @@ def test_evaluation_inner_step_equals_theta_minus_lr_grad(advantage_baseline):
         # Nothing changes the meta-policy or the meta-update's data.
         for n, p in module.named_parameters():
             torch.testing.assert_close(p.detach(), theta[n], rtol=0, atol=0)
-        assert learner._steps == []
+        assert learner.iteration_data.steps == []
 
 
 def test_fresh_module_state_is_a_new_initialization():

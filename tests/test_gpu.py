@@ -15,7 +15,7 @@ from helpers import local_config, local_runner_and_learner, sample
 from test_inner_step import INNER_LR, TASKS, reference_adapted_weights
 
 from rllib_maml import MAMLConfig
-from rllib_maml.maml import check_local_learner_device
+from rllib_maml.config import check_local_learner_device
 
 needs_gpu = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="torch sees no CUDA GPU on this machine"
@@ -49,7 +49,7 @@ def test_gpu_inner_step_equals_theta_minus_lr_grad(advantage_baseline):
         for task in episodes
     }
 
-    adapted = learner.add_adaptation_data(step=0, episodes_by_task=episodes)
+    adapted = learner.adapt(step=0, episodes_by_task=episodes)
 
     for task, weights in adapted.items():
         for name in learner.policy_param_names:

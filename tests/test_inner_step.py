@@ -92,7 +92,7 @@ def test_inner_step_equals_theta_minus_lr_grad(inner_loss):
     }
     theta = {n: p.detach().numpy().copy() for n, p in module.named_parameters()}
 
-    adapted = learner.add_adaptation_data(step=0, episodes_by_task=episodes)
+    adapted = learner.adapt(step=0, episodes_by_task=episodes)
 
     assert sorted(adapted) == [0, 1]
     for task, weights in adapted.items():
@@ -119,7 +119,7 @@ def test_task_batches_keep_episode_order():
         task: np.concatenate([np.asarray(e.get_observations())[:-1] for e in eps])
         for task, eps in episodes.items()
     }
-    batches = learner._episodes_to_task_batches(episodes)
+    batches = learner.task_batches(episodes)
     for task, obs in expected_obs.items():
         np.testing.assert_allclose(batches[task]["obs"].numpy(), obs)
         adv = batches[task]["advantages"].numpy()
@@ -194,8 +194,8 @@ def test_linear_baseline_advantages_match_an_independent_fit(lambda_):
     _, vf_learner = local_runner_and_learner(
         local_config(gamma=GAMMA, lambda_=lambda_, advantage_baseline="value_function")
     )
-    vf_batches = vf_learner._episodes_to_task_batches(copy.deepcopy(episodes))
-    batches = learner._episodes_to_task_batches(episodes)
+    vf_batches = vf_learner.task_batches(copy.deepcopy(episodes))
+    batches = learner.task_batches(episodes)
     for task, adv in expected.items():
         np.testing.assert_allclose(
             batches[task]["advantages"].numpy(), adv, rtol=1e-3, atol=1e-3

@@ -23,16 +23,14 @@ def prepared_learner(env, tasks, inner_adaptation_steps=1, **training):
     runner, learner = local_runner_and_learner(config)
     weights = None
     for step in range(inner_adaptation_steps + 1):
-        episodes = sample(runner, learner, tasks, 2, weights_by_task=weights)
-        weights = learner.add_adaptation_data(step=step, episodes_by_task=episodes)
+        episodes = sample(runner, learner, tasks, 2, params_by_task=weights)
+        weights = learner.adapt(step=step, episodes_by_task=episodes)
     return learner
 
 
 def loss_and_grads(learner, config):
     theta = learner.meta_policy_params()
-    loss = learner.compute_loss_for_module(
-        module_id="default_policy", config=config, batch=learner._steps
-    )
+    loss = learner.meta_loss(learner.iteration_data.steps, config)
     return loss, torch.autograd.grad(loss, list(theta.values()))
 
 
@@ -92,14 +90,14 @@ def test_first_order_is_plain_gradient_at_adapted_params_and_differs_from_exact(
     config = learner.config
     theta = learner.meta_policy_params()
     names = list(theta)
-    terms = learner.meta_terms(theta, learner._steps, config)
+    terms = learner.meta_terms(theta, learner.iteration_data.steps, config)
     fo = torch.autograd.grad(terms["ppo_surrogate"].mean(), list(theta.values()))
 
     # Independently, per task: theta' = theta - lr * grad of the LVC inner loss,
     # then the plain gradient of the clipped surrogate at theta'.
     expected = [torch.zeros_like(p) for p in theta.values()]
-    for task in sorted(learner._steps[0]):
-        pre, post = learner._steps[0][task], learner._steps[1][task]
+    for task in sorted(learner.iteration_data.steps[0]):
+        pre, post = learner.iteration_data.steps[0][task], learner.iteration_data.steps[1][task]
         m0 = module_with(learner._maml_module(), {})
         ratio0 = torch.exp(rllib_logp(m0, pre) - pre["behavior_logp"])
         inner = -(ratio0 * pre["advantages"]).mean()
@@ -124,7 +122,7 @@ def test_first_order_is_plain_gradient_at_adapted_params_and_differs_from_exact(
 
     so_config = config.copy(copy_frozen=False)
     so_config.meta_gradient = "second_order"
-    so_terms = learner.meta_terms(theta, learner._steps, so_config)
+    so_terms = learner.meta_terms(theta, learner.iteration_data.steps, so_config)
     so = torch.autograd.grad(so_terms["ppo_surrogate"].mean(), list(theta.values()))
     assert max((a - b).abs().max().item() for a, b in zip(fo, so)) > 1e-4
 
@@ -145,7 +143,7 @@ def test_trpo_update_stays_in_trust_region_and_improves(
         advantage_baseline=advantage_baseline,
     )
     config = learner.config
-    steps = learner._steps
+    steps = learner.iteration_data.steps
     theta = learner.meta_policy_params()
     before = learner.meta_terms(theta, steps, config)
     old_post = before["post_inputs"].detach()

@@ -115,10 +115,16 @@ class Navigation2DVectorEnv(gym.vector.VectorEnv):
         return self._pos.astype(np.float32)
 
     def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self._pos[:] = 0.0
-        self._t[:] = 0
-        self._autoreset[:] = False
+        """Resets all sub-envs, or those in `options["reset_mask"]` (as
+        gymnasium's vector envs do). Resets are deterministic: `seed` (an int
+        or one entry per sub-env) only seeds `np_random`."""
+        mask = (options or {}).get("reset_mask")
+        if mask is None:
+            mask = np.ones(self.num_envs, dtype=bool)
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        self._pos[mask] = 0.0
+        self._t[mask] = 0
+        self._autoreset[mask] = False
         return self._obs(), {}
 
     def step(self, actions):
