@@ -229,6 +229,7 @@ class MAML(Algorithm):
         for step in range(num_steps + 1):
             with (
                 self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)),
+                self.metrics.log_time((TIMERS, sampling_timer_key(step))),
                 clock(f"sampling_step_{step}"),
             ):
                 episodes_by_task, runner_metrics = sample_step(
@@ -303,6 +304,11 @@ class MAML(Algorithm):
     def restore_from_path(self, path, *args, **kwargs) -> None:
         try:
             super().restore_from_path(path, *args, **kwargs)
+            # Step 0 samples with the runners' own modules: give them the
+            # restored meta-policy.
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group, inference_only=True
+            )
         except RuntimeError as e:
             if "size mismatch" not in str(e) and "Missing key" not in str(e):
                 raise

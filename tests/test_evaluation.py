@@ -39,9 +39,7 @@ def test_evaluation_inner_step_equals_theta_minus_lr_grad(advantage_baseline):
             task: reference_adapted_weights(module, eps, INNER_LR, advantage_baseline)
             for task, eps in episodes.items()
         }
-        adapted = learner.adapt(
-            step=0, episodes_by_task=episodes, evaluation=True
-        )
+        adapted = learner.adapt(step=0, episodes_by_task=episodes, evaluation=True)
         for task, weights in adapted.items():
             expected = expected_by_task[task]
             for name in learner.policy_param_names:
@@ -72,24 +70,6 @@ def test_a_state_of_another_network_is_refused():
     state[name] = np.zeros((3, 3), dtype=np.float32)
     with pytest.raises(ValueError, match="does not fit this algorithm's network"):
         learner.set_module_state(state)
-
-
-def test_seeded_sampling_leaves_the_runner_seed_and_torch_rng_alone():
-    runner, learner = local_runner_and_learner(local_config())
-    own_seed = runner._seed
-    torch.manual_seed(123)
-    expected_next = torch.rand(3)
-    torch.manual_seed(123)
-    meta = learner.inference_weights()
-    jobs = [(0, TASKS[0], meta, 7)]
-    first, _, failure = sample_jobs_on_env_runner(runner, jobs, num_episodes=2)
-    learner.fresh_module_state(seed=5)
-    assert failure is None
-    torch.testing.assert_close(torch.rand(3), expected_next)
-    assert runner._seed == own_seed
-    again, _, _ = sample_jobs_on_env_runner(runner, jobs, num_episodes=2)
-    for a, b in zip(first[0], again[0], strict=True):
-        np.testing.assert_array_equal(a.get_actions(), b.get_actions())
 
 
 def test_heldout_tasks_are_disjoint_from_training_draws(ray_session):

@@ -83,3 +83,27 @@ def test_algorithm_trains_with_a_gpu_learner(outer_optimizer):
                 )
     finally:
         algo.stop()
+
+
+@needs_gpu
+@pytest.mark.integration
+def test_env_runner_samples_batched_on_a_gpu(ray_session):
+    """A remote env runner with a GPU keeps its module and the per-task
+    parameters on the GPU (sampling with two inner steps: per-task params)."""
+    config = (
+        local_config(inner_adaptation_steps=2, episodes_per_task=2)
+        .env_runners(num_env_runners=1, num_gpus_per_env_runner=1)
+        .env_runners(num_cpus_per_env_runner=0.5)
+    )
+    algo = config.build_algo()
+    try:
+        devices = algo.env_runner_group.foreach_env_runner(
+            lambda runner: str(next(runner.module.parameters()).device),
+            local_env_runner=False,
+        )
+        assert devices and all(d.startswith("cuda") for d in devices)
+        for _ in range(2):
+            result = algo.train()
+        assert np.isfinite(result["env_runners"]["episode_return_mean_adapt_2"])
+    finally:
+        algo.stop()

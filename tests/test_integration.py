@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rllib_maml import MAML, MAMLConfig, registered_env_names, sampling
+from rllib_maml import MAML, MAMLConfig, maml, registered_env_names, sampling
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def small_config(num_env_runners=2, **training):
 def count_sampled_steps(monkeypatch):
     """Sums the length of every episode the algorithm receives from its runners."""
     counted = {"env_steps": 0, "episodes": 0}
-    original = sampling.sample_episodes_per_task
+    original = maml.sample_step
 
     def counting(*args, **kwargs):
         episodes_by_task, metrics = original(*args, **kwargs)
@@ -35,7 +35,7 @@ def count_sampled_steps(monkeypatch):
             counted["episodes"] += len(eps)
         return episodes_by_task, metrics
 
-    monkeypatch.setattr(sampling, "sample_episodes_per_task", counting)
+    monkeypatch.setattr(maml, "sample_step", counting)
     return counted
 
 
@@ -275,7 +275,7 @@ def test_one_round_trip_to_the_runners_per_adaptation_step(ray_session):
         for funcs in calls
         if isinstance(funcs, list)
         and all(
-            getattr(f, "func", None) is sampling.sample_jobs_on_env_runner
+            getattr(f, "func", None) is sampling.sample_on_runner
             for f in funcs
         )
     ]

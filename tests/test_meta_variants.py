@@ -97,7 +97,8 @@ def test_first_order_is_plain_gradient_at_adapted_params_and_differs_from_exact(
     # then the plain gradient of the clipped surrogate at theta'.
     expected = [torch.zeros_like(p) for p in theta.values()]
     for task in sorted(learner.iteration_data.steps[0]):
-        pre, post = learner.iteration_data.steps[0][task], learner.iteration_data.steps[1][task]
+        steps = learner.iteration_data.steps
+        pre, post = steps[0][task], steps[1][task]
         m0 = module_with(learner._maml_module(), {})
         ratio0 = torch.exp(rllib_logp(m0, pre) - pre["behavior_logp"])
         inner = -(ratio0 * pre["advantages"]).mean()

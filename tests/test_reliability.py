@@ -202,7 +202,8 @@ def test_env_runner_failure_without_fault_tolerance_names_the_cause(
     try:
         with pytest.raises(
             RuntimeError,
-            match=r"Env runner\(s\) \[1\] failed while sampling MAML tasks \[0, 1, 2, 3\] "
+            match=r"Env runner\(s\) \[1\] failed while sampling MAML tasks "
+            r"\[0, 1, 2, 3\] "
             r".*'crash': True.*the runner raised and exited; its log has the "
             r"exception.*restart_failed_env_runners=True",
         ):
