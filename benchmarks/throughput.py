@@ -1,7 +1,7 @@
 """Sampling throughput of MAML next to RLlib PPO, same env and env-runner settings.
 
 Both algorithms are timed the same way, in one process and one Ray instance:
-the driver-side sampling call (MAML: `sample_episodes_per_task`, one call per
+the driver-side sampling call (MAML: `sample_step`, one call per
 adaptation step; PPO: `synchronous_parallel_sample`) is wrapped, and env steps
 returned / seconds spent in it gives env steps per second of sampling. MAML's
 end-to-end rate (env steps / wall-clock of whole iterations, including
@@ -25,7 +25,7 @@ from ray.rllib.algorithms.ppo import PPOConfig
 
 import rllib_maml  # noqa: F401  (registers the envs)
 from rllib_maml import MAMLConfig
-from rllib_maml import sampling as maml_sampling
+from rllib_maml import maml as maml_algorithm
 
 
 class SamplingClock:
@@ -72,8 +72,8 @@ def run_maml(env, runners, envs_per_runner, meta_batch, episodes, warmup, iterat
     )
     algo = config.build_algo()
     clock = SamplingClock(
-        maml_sampling,
-        "sample_episodes_per_task",
+        maml_algorithm,
+        "sample_step",
         lambda out: [e for eps in out[0].values() for e in eps],
     )
     with clock:

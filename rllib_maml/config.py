@@ -542,8 +542,9 @@ def sampling_slots_per_env_runner(config: MAMLConfig) -> int:
     sub-env: ceil(tasks / runners) * `episodes_per_task`, where a config
     without remote env runners counts as one runner (the local one) and an
     evaluation config counts `evaluation_num_tasks`. Task-by-task sampling
-    (`batched_sampling=False`, or an async vector env, which batching cannot
-    use) runs one task's `episodes_per_task` episodes at a time.
+    (`batched_sampling=False`, an async vector env, custom connectors or
+    episode callbacks, which batching cannot use) runs one task's
+    `episodes_per_task` episodes at a time.
     """
     if not _samples_tasks_at_once(config):
         return config.episodes_per_task
@@ -564,8 +565,14 @@ def has_array_vector_env(env: Any) -> bool:
 
 
 def _samples_tasks_at_once(config: MAMLConfig) -> bool:
+    from rllib_maml.env_runner import config_unbatchable
+
     mode = config.gym_env_vectorize_mode
-    return config.batched_sampling and getattr(mode, "value", mode) != "async"
+    return (
+        config.batched_sampling
+        and getattr(mode, "value", mode) != "async"
+        and config_unbatchable(config) is None
+    )
 
 
 def _slots_formula(config: MAMLConfig) -> str:

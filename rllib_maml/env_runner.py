@@ -121,12 +121,9 @@ class MAMLEnvRunner(SingleAgentEnvRunner):
         ):
             name = type(vector_env).__name__
             return f"the vector env {name} cannot hold one task per sub-env"
-        if compat.has_custom_connectors(self.config):
-            return "a custom env-to-module or module-to-env connector is configured"
-        if any(getattr(self.config, name) for name in _EPISODE_CALLBACKS) or any(
-            _overrides_episode_callbacks(c) for c in compat.callbacks(self)
-        ):
-            return "episode callbacks are configured"
+        reason = config_unbatchable(self.config)
+        if reason is not None:
+            return reason
         if self.module.is_stateful():
             return "the RLModule is stateful"
         if not isinstance(vector_env.single_observation_space, gym.spaces.Box):
@@ -297,17 +294,24 @@ class MAMLEnvRunner(SingleAgentEnvRunner):
         return self._functional_policy
 
 
-def _overrides_episode_callbacks(callback: RLlibCallback) -> bool:
-    names = (
-        "on_episode_created",
-        "on_episode_start",
-        "on_episode_step",
-        "on_episode_end",
-    )
-    return any(
-        getattr(type(callback), name) is not getattr(RLlibCallback, name)
-        for name in names
-    )
+def config_unbatchable(config) -> str | None:
+    """Why no env runner of `config` can sample batched (None: they may; the
+    runner's env and module are checked by `MAMLEnvRunner.batching_unavailable`).
+    """
+    if compat.has_custom_connectors(config):
+        return "a custom env-to-module or module-to-env connector is configured"
+    callback_classes = config.callbacks_class
+    if not isinstance(callback_classes, (list, tuple)):
+        callback_classes = [callback_classes]
+    hooks = [name.removeprefix("callbacks_") for name in _EPISODE_CALLBACKS]
+    if any(getattr(config, name) for name in _EPISODE_CALLBACKS) or any(
+        getattr(cls, hook) is not getattr(RLlibCallback, hook)
+        for cls in callback_classes
+        if isinstance(cls, type)
+        for hook in hooks
+    ):
+        return "episode callbacks are configured"
+    return None
 
 
 @contextlib.contextmanager
@@ -333,26 +337,32 @@ class _TaskPolicies:
         self.policy = env_runner.functional_policy
         self.device = compat.device(env_runner) or "cpu"
         self.params = params
+        # Each distinct parameter set as tensors on the module's device, once.
+        self.tensors: dict[int, dict[str, torch.Tensor]] = {}
+        for p in params:
+            if p is not None and id(p) not in self.tensors:
+                self.tensors[id(p)] = {
+                    name: torch.as_tensor(value, device=self.device)
+                    for name, value in p.items()
+                }
         self.batched = torch.func.vmap(self.policy)
         self.stacked = None
 
     def forward(self, env_slot: list):
         """`obs [num_envs, ...] -> action-distribution inputs [num_envs, ...]`."""
         jobs = [slot[0] for slot in env_slot if slot is not None]
-        distinct = {id(self.params[j]) for j in jobs}
-        if len(distinct) <= 1:
+        if len({id(self.params[j]) for j in jobs}) <= 1:
             params = self.params[jobs[0]] if jobs else None
             if params is None:
                 return self.policy.own
-            tensors = self._to_tensors(params)
+            tensors = self.tensors[id(params)]
             return lambda obs: self.policy(tensors, obs)
         if self.stacked is None:
+            own = {n: p.detach() for n, p in self.policy.params().items()}
             self.stacked = {
                 name: torch.stack(
                     [
-                        self._to_tensors(p)[name]
-                        if p is not None
-                        else self.policy.params()[name].detach()
+                        self.tensors[id(p)][name] if p is not None else own[name]
                         for p in self.params
                     ]
                 )
@@ -364,12 +374,6 @@ class _TaskPolicies:
         )
         params = {name: value[index] for name, value in self.stacked.items()}
         return lambda obs: self.batched(params, obs.unsqueeze(1)).squeeze(1)
-
-    def _to_tensors(self, params: Params) -> dict[str, torch.Tensor]:
-        return {
-            name: torch.as_tensor(value, device=self.device)
-            for name, value in params.items()
-        }
 
 
 def _set_tasks(vector_env, env_slot: list, tasks: list, only: list[int]) -> None:

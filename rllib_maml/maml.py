@@ -150,12 +150,19 @@ class MAML(Algorithm):
         tasks = sample_tasks_checked(self.task_env, config.meta_batch_size, config.env)
 
         # 2) Sample every task at each adaptation step with its current
-        #    parameters; the learner adapts after each step but the last.
+        #    parameters, starting from the learner's meta-policy (sent with the
+        #    call: RLlib's weight sync to the runners is asynchronous); the
+        #    learner adapts after each step but the last.
+        with clock("weight_sync"):
+            meta_params = self._call_learner(
+                lambda learner: learner.policy_params_numpy()
+            )
         step_returns = self.adapt_to_tasks(
             tasks,
             num_steps=config.inner_adaptation_steps,
             num_episodes=config.episodes_per_task,
             seed=derive_seed(self.seed_root, self.iteration, _SAMPLING),
+            start_params=meta_params,
             clock=clock,
         ).mean(axis=0)
         self.metrics.log_value(
@@ -178,8 +185,8 @@ class MAML(Algorithm):
             )
             self.metrics.aggregate([learner_results], key=LEARNER_RESULTS)
 
-        # 4) Sync the new meta-policy to the env runners: they sample the next
-        #    iteration's step 0 with their own module.
+        # 4) Sync the new meta-policy to the env runners' own modules (what
+        #    `get_module()`, checkpoints and restored runners read).
         with (
             self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)),
             clock("weight_sync"),
@@ -304,11 +311,6 @@ class MAML(Algorithm):
     def restore_from_path(self, path, *args, **kwargs) -> None:
         try:
             super().restore_from_path(path, *args, **kwargs)
-            # Step 0 samples with the runners' own modules: give them the
-            # restored meta-policy.
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group, inference_only=True
-            )
         except RuntimeError as e:
             if "size mismatch" not in str(e) and "Missing key" not in str(e):
                 raise

@@ -181,19 +181,21 @@ class SineFeatures(torch.nn.Module):
 
 
 class SineActorCritic(torch.nn.Module):
-    def __init__(self, obs_dim: int, out_dim: int):
+    """Actor and critic towers; an inference-only (env runner) copy has no critic
+    (None, as RLlib's own inference-only encoders)."""
+
+    def __init__(self, obs_dim: int, out_dim: int, inference_only: bool):
         super().__init__()
         self.actor_encoder = SineFeatures(obs_dim, out_dim)
-        self.critic_encoder = _CriticEncoder(obs_dim, out_dim)
+        self.critic_encoder = (
+            None if inference_only else _CriticEncoder(obs_dim, out_dim)
+        )
 
     def forward(self, batch):
-        obs = batch[Columns.OBS]
-        return {
-            ENCODER_OUT: {
-                ACTOR: self.actor_encoder(obs),
-                CRITIC: self.critic_encoder(batch)[ENCODER_OUT],
-            }
-        }
+        out = {ACTOR: self.actor_encoder(batch[Columns.OBS])}
+        if self.critic_encoder is not None:
+            out[CRITIC] = self.critic_encoder(batch)[ENCODER_OUT]
+        return {ENCODER_OUT: out}
 
 
 class _CriticEncoder(torch.nn.Module):
@@ -211,7 +213,9 @@ class SinePPOModule(DefaultPPOTorchRLModule):
     def setup(self):
         super().setup()
         hidden = self.model_config["fcnet_hiddens"][-1]
-        self.encoder = SineActorCritic(self.observation_space.shape[0], hidden)
+        self.encoder = SineActorCritic(
+            self.observation_space.shape[0], hidden, self.inference_only
+        )
 
 
 @pytest.mark.integration
