@@ -37,25 +37,29 @@ def episodes_to_task_data(
 ) -> dict[int, TaskData]:
     """Runs the learner connector once over all tasks' episodes, then splits.
 
-    The connector (PPO's: one bootstrap timestep per episode, then GAE) gives
-    advantages and value targets. With `advantage_baseline="linear"` the
-    advantages are recomputed per task with a fitted linear baseline instead
-    of the value function (`rllib_maml.linear_baseline`; `gamma`, `lambda_`
-    are the GAE settings). Advantages are then standardized per task (as in
-    the MAML/ProMP references), not over the whole meta-batch.
+    With `advantage_baseline="value_function"` the connector (PPO's: one
+    bootstrap timestep per episode, then RLlib's GAE with the module's value
+    function) gives advantages and value targets. With "linear" the value
+    function is not used: each task's columns come straight from its episodes
+    and the advantages from GAE with a linear baseline fitted to them
+    (`rllib_maml.linear_baseline`; `gamma`, `lambda_` are the GAE settings), on
+    the same rows the connector would build (one bootstrap row per episode),
+    without the connector's per-timestep bookkeeping and value forward pass.
+    Advantages are then standardized per task (as in the MAML/ProMP
+    references), not over the whole meta-batch.
     """
+    if advantage_baseline == "linear":
+        device = next(rl_module[DEFAULT_MODULE_ID].parameters()).device
+        return {
+            task: _linear_baseline_task_data(
+                episodes, gamma=gamma, lambda_=lambda_, device=device
+            )
+            for task, episodes in sorted(episodes_by_task.items())
+        }
     task_ids = sorted(episodes_by_task)
     episodes = [ep for t in task_ids for ep in episodes_by_task[t]]
     # Count before the connector appends one artificial timestep per episode.
     rows_per_task = [sum(len(ep) for ep in episodes_by_task[t]) for t in task_ids]
-    if advantage_baseline == "linear":
-        # Each episode's timesteps and its bootstrap row's.
-        timesteps_per_task = [
-            np.concatenate(
-                [ep.t_started + np.arange(len(ep) + 1) for ep in episodes_by_task[t]]
-            )
-            for t in task_ids
-        ]
     batch = learner_connector(
         rl_module=rl_module,
         batch={},
@@ -71,54 +75,71 @@ def episodes_to_task_data(
             f"{sum(rows_per_task)} sampled timesteps; MAML needs one row per timestep."
         )
     splits = {key: torch.split(v, rows_per_task) for key, v in columns.items()}
-    if advantage_baseline == "linear":
-        splits[F.ADVANTAGES] = _linear_baseline_advantages(
-            batch, timesteps_per_task, gamma=gamma, lambda_=lambda_
+    return {
+        task: _standardized({key: splits[key][i] for key in COLUMNS})
+        for i, task in enumerate(task_ids)
+    }
+
+
+def _standardized(data: TaskData) -> TaskData:
+    """Advantages standardized over the task's rows; an all-ones mask added."""
+    adv = data[F.ADVANTAGES]
+    std = adv.std(unbiased=False).clamp_min(1e-4)
+    data[F.ADVANTAGES] = (adv - adv.mean()) / std
+    data[F.MASK] = torch.ones_like(adv)
+    return data
+
+
+def _linear_baseline_task_data(
+    episodes: list, *, gamma: float, lambda_: float, device
+) -> TaskData:
+    """One task's columns and linear-baseline advantages, from its episodes.
+
+    The baseline's rows are those of RLlib's `AddOneTsToEpisodesAndTruncate`:
+    each episode's T real rows (loss mask on) and one bootstrap row with its
+    final observation and reward 0; the episode's terminated/truncated flag on
+    its last real row.
+    """
+    obs, actions, logp, inputs = [], [], [], []
+    rows = {key: [] for key in ("obs", "t", "rewards", "term", "trunc", "mask")}
+    for ep in episodes:
+        T, observations = len(ep), np.asarray(ep.get_observations())
+        obs.append(observations[:-1])
+        actions.append(np.asarray(ep.get_actions()))
+        logp.append(np.asarray(ep.get_extra_model_outputs(Columns.ACTION_LOGP)))
+        inputs.append(
+            np.asarray(ep.get_extra_model_outputs(Columns.ACTION_DIST_INPUTS))
         )
-    task_data = {}
-    for i, task in enumerate(task_ids):
-        data = {key: splits[key][i] for key in COLUMNS}
-        adv = data[F.ADVANTAGES]
-        std = adv.std(unbiased=False).clamp_min(1e-4)
-        data[F.ADVANTAGES] = (adv - adv.mean()) / std
-        data[F.MASK] = torch.ones_like(adv)
-        task_data[task] = data
-    return task_data
-
-
-def _linear_baseline_advantages(
-    batch, timesteps_per_task: list[np.ndarray], *, gamma, lambda_
-) -> list[torch.Tensor]:
-    """Per-task advantages from a linear baseline fitted on that task's rows
-    (`timesteps_per_task`: one entry per row, bootstrap rows included)."""
-    rows_with_bootstrap = [len(t) for t in timesteps_per_task]
-    columns = (
-        Columns.OBS,
-        Columns.REWARDS,
-        Columns.TERMINATEDS,
-        Columns.TRUNCATEDS,
-        Columns.LOSS_MASK,
+        last = np.zeros(T + 1, dtype=np.float32)
+        last[T - 1] = 1.0
+        rows["obs"].append(observations)
+        rows["t"].append(ep.t_started + np.arange(T + 1))
+        rows["rewards"].append(np.append(np.asarray(ep.get_rewards()), 0.0))
+        rows["term"].append(last * float(ep.is_terminated))
+        rows["trunc"].append(last * float(ep.is_truncated))
+        rows["mask"].append(np.arange(T + 1) < T)
+    row = {key: np.concatenate(value) for key, value in rows.items()}
+    advantages, baseline = linear_baseline_gae(
+        obs=row["obs"],
+        timesteps=row["t"],
+        rewards=row["rewards"].astype(np.float32),
+        terminateds=row["term"],
+        truncateds=row["trunc"],
+        loss_mask=row["mask"],
+        gamma=gamma,
+        lambda_=lambda_,
     )
-    arrays = {c: batch[c].detach().cpu().numpy() for c in columns}
-    if len(arrays[Columns.OBS]) != sum(rows_with_bootstrap):
-        raise RuntimeError(
-            f"Learner connector output has {len(arrays[Columns.OBS])} rows for "
-            f"{sum(rows_with_bootstrap)} timesteps and bootstrap rows; "
-            "`advantage_baseline='linear'` needs one row per timestep."
-        )
-    bounds = np.cumsum([0] + rows_with_bootstrap)
-    advantages = []
-    for i, timesteps in enumerate(timesteps_per_task):
-        rows = slice(bounds[i], bounds[i + 1])
-        adv, _ = linear_baseline_gae(
-            obs=arrays[Columns.OBS][rows],
-            timesteps=timesteps,
-            rewards=arrays[Columns.REWARDS][rows].astype(np.float32),
-            terminateds=arrays[Columns.TERMINATEDS][rows].astype(np.float32),
-            truncateds=arrays[Columns.TRUNCATEDS][rows].astype(np.float32),
-            loss_mask=arrays[Columns.LOSS_MASK][rows].astype(bool),
-            gamma=gamma,
-            lambda_=lambda_,
-        )
-        advantages.append(torch.as_tensor(adv, device=batch[Columns.OBS].device))
-    return advantages
+
+    def tensor(arrays, dtype=None):
+        return torch.as_tensor(np.concatenate(arrays), dtype=dtype, device=device)
+
+    return _standardized(
+        {
+            F.OBS: tensor(obs, torch.float32),
+            F.ACTIONS: tensor(actions),
+            F.BEHAVIOR_LOGP: tensor(logp, torch.float32),
+            F.BEHAVIOR_INPUTS: tensor(inputs, torch.float32),
+            F.ADVANTAGES: torch.as_tensor(advantages, device=device),
+            VALUE_TARGETS: torch.as_tensor(advantages + baseline, device=device),
+        }
+    )

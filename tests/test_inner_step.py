@@ -204,6 +204,38 @@ def test_linear_baseline_advantages_match_an_independent_fit(lambda_):
     assert not np.allclose(vf_batches[0]["advantages"].numpy(), expected[0], atol=1e-2)
 
 
+@pytest.mark.parametrize(
+    "env, tasks",
+    [
+        ("rllib_maml/Navigation2D-v0", TASKS),
+        ("rllib_maml/CartPoleMass-v0", [{"masscart": 0.6, "masspole": 0.06}] * 2),
+    ],
+)
+def test_linear_baseline_rows_equal_the_learner_connectors(env, tasks):
+    """With the linear baseline, the columns come straight from the episodes:
+    the same as RLlib's learner connector builds (value-function path), and
+    advantages as the independent fit (CartPole: terminated episodes too)."""
+    config = local_config(env, advantage_baseline="linear", gamma=GAMMA)
+    runner, learner = local_runner_and_learner(config)
+    episodes = sample(runner, learner, tasks, num_episodes=4)
+    _, vf_learner = local_runner_and_learner(
+        local_config(env, gamma=GAMMA, advantage_baseline="value_function")
+    )
+    vf_batches = vf_learner.task_batches(copy.deepcopy(episodes))
+    batches = learner.task_batches(episodes)
+    for task in episodes:
+        for key in ("obs", "actions", "behavior_logp", "behavior_inputs", "mask"):
+            np.testing.assert_array_equal(
+                batches[task][key].numpy(), vf_batches[task][key].numpy(), key
+            )
+        expected = reference_linear_baseline_advantages(episodes[task], GAMMA, 1.0)
+        np.testing.assert_allclose(
+            batches[task]["advantages"].numpy(), expected, rtol=1e-3, atol=1e-3
+        )
+    if env.endswith("CartPoleMass-v0"):
+        assert any(ep.is_terminated for eps in episodes.values() for ep in eps)
+
+
 def test_linear_baseline_gae_on_hand_made_rows():
     """One terminated and one truncated episode, each with its bootstrap row."""
     from rllib_maml.linear_baseline import linear_baseline_gae

@@ -274,10 +274,7 @@ def test_one_round_trip_to_the_runners_per_adaptation_step(ray_session):
         funcs
         for funcs in calls
         if isinstance(funcs, list)
-        and all(
-            getattr(f, "func", None) is sampling.sample_on_runner
-            for f in funcs
-        )
+        and all(getattr(f, "func", None) is sampling.sample_on_runner for f in funcs)
     ]
     assert result["num_tasks"] == 6
     assert len(rounds) == 3
