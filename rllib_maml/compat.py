@@ -77,6 +77,10 @@ def module_spec(learner):
     return learner._module_spec
 
 
+def weights_seq_no(learner) -> int:
+    return learner._weights_seq_no
+
+
 def next_weights_seq_no(learner) -> int:
     learner._weights_seq_no += 1
     return learner._weights_seq_no

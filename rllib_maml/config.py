@@ -11,7 +11,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 from ray.util import log_once
 
-from rllib_maml.envs import NAMESPACE, VECTOR_ENV_SPECS
+from rllib_maml import runner_settings
 from rllib_maml.envs.base import missing_task_methods
 
 logger = logging.getLogger(__name__)
@@ -67,16 +67,6 @@ AUTO_ENV_RUNNER_SETTINGS = frozenset(
 )
 # Attribute holding the settings of `AUTO_ENV_RUNNER_SETTINGS` not set by the user.
 _AUTO_FLAG = "_auto_env_runner_settings"
-# A runner with more slots samples them in several passes. Past a few hundred
-# sub-envs the one batched forward pass per step no longer saves much: a
-# `SyncVectorEnv` steps its sub-envs one after another anyway, and every
-# sub-env is a full env instance (MuJoCo ones hold a simulator each), so more
-# would only add memory and start-up time.
-MAX_AUTO_ENVS_PER_ENV_RUNNER = 256
-# An explicit `num_envs_per_env_runner` below a quarter of the slots and below
-# this gets a warning that sampling will be slow.
-SLOW_NUM_ENVS_BELOW = 32
-_SLOW_SAMPLING_WARNED: set[tuple[int, int]] = set()
 
 
 class MAMLConfig(AlgorithmConfig):
@@ -487,12 +477,14 @@ class MAMLConfig(AlgorithmConfig):
         if "gym_env_vectorize_mode" in auto:
             self._set_automatically(
                 "gym_env_vectorize_mode",
-                "vector_entry_point" if has_array_vector_env(self.env) else "sync",
+                "vector_entry_point"
+                if runner_settings.has_array_vector_env(self.env)
+                else "sync",
             )
         if "num_envs_per_env_runner" in auto and self._slot_settings_valid():
             self._set_automatically(
                 "num_envs_per_env_runner",
-                min(sampling_slots_per_env_runner(self), MAX_AUTO_ENVS_PER_ENV_RUNNER),
+                runner_settings.auto_envs_per_env_runner(self),
             )
 
     def _slot_settings_valid(self) -> bool:
@@ -505,87 +497,14 @@ class MAMLConfig(AlgorithmConfig):
 
     def _warn_if_sampling_is_slow(self) -> None:
         auto = getattr(self, _AUTO_FLAG, frozenset())
-        num_envs = self.num_envs_per_env_runner
         if (
             "num_envs_per_env_runner" in auto
             or self.in_evaluation
-            or not _is_int_at_least(num_envs, 1)
+            or not _is_int_at_least(self.num_envs_per_env_runner, 1)
             or not self._slot_settings_valid()
         ):
             return
-        slots = sampling_slots_per_env_runner(self)
-        if num_envs * 4 >= slots or num_envs >= SLOW_NUM_ENVS_BELOW:
-            return
-        if (num_envs, slots) in _SLOW_SAMPLING_WARNED:
-            return  # `validate()` runs several times per config
-        _SLOW_SAMPLING_WARNED.add((num_envs, slots))
-        suggested = min(slots, MAX_AUTO_ENVS_PER_ENV_RUNNER)
-        logger.warning(
-            "`num_envs_per_env_runner` is %d, but each env runner samples %d (task, "
-            "episode) slots per adaptation step (%s): it runs them %d at a time, so "
-            "sampling will be slow. Remove `num_envs_per_env_runner` from "
-            "`config.env_runners(...)` to let MAML choose %d, or set "
-            "`config.env_runners(num_envs_per_env_runner=%d)`.",
-            num_envs,
-            slots,
-            _slots_formula(self),
-            num_envs,
-            suggested,
-            suggested,
-        )
-
-
-def sampling_slots_per_env_runner(config: MAMLConfig) -> int:
-    """The (task, episode) slots one env runner samples per adaptation step.
-
-    Batched sampling runs all of a runner's tasks at once, one slot per
-    sub-env: ceil(tasks / runners) * `episodes_per_task`, where a config
-    without remote env runners counts as one runner (the local one) and an
-    evaluation config counts `evaluation_num_tasks`. Task-by-task sampling
-    (`batched_sampling=False`, an async vector env, custom connectors or
-    episode callbacks, which batching cannot use) runs one task's
-    `episodes_per_task` episodes at a time.
-    """
-    if not _samples_tasks_at_once(config):
-        return config.episodes_per_task
-    tasks = config.meta_batch_size
-    if config.in_evaluation:
-        tasks = config.evaluation_num_tasks
-    runners = max(config.num_env_runners or 0, 1)
-    return -(-tasks // runners) * config.episodes_per_task
-
-
-def has_array_vector_env(env: Any) -> bool:
-    """Whether `env` names a shipped env with an array-stepped vector env
-    (`rllib_maml.envs.VECTOR_ENV_SPECS`; its Oracle variant too)."""
-    prefix = f"{NAMESPACE}/"
-    if not isinstance(env, str) or not env.startswith(prefix):
-        return False
-    return env[len(prefix) :].replace("Oracle-", "-") in VECTOR_ENV_SPECS
-
-
-def _samples_tasks_at_once(config: MAMLConfig) -> bool:
-    from rllib_maml.env_runner import config_unbatchable
-
-    mode = config.gym_env_vectorize_mode
-    return (
-        config.batched_sampling
-        and getattr(mode, "value", mode) != "async"
-        and config_unbatchable(config) is None
-    )
-
-
-def _slots_formula(config: MAMLConfig) -> str:
-    if not _samples_tasks_at_once(config):
-        return (
-            f"episodes_per_task={config.episodes_per_task}, one task at a time "
-            "without batched sampling"
-        )
-    runners = max(config.num_env_runners or 0, 1)
-    return (
-        f"ceil(meta_batch_size={config.meta_batch_size} / {runners} env "
-        f"runner(s)) x episodes_per_task={config.episodes_per_task}"
-    )
+        runner_settings.warn_if_few_envs(self)
 
 
 def _is_int_at_least(value: Any, minimum: int) -> bool:

@@ -136,7 +136,12 @@ class MAMLEnvRunner(SingleAgentEnvRunner):
         return None
 
     def sample_tasks(
-        self, jobs: list[TaskJob], *, num_episodes: int, entropy: int | None = None
+        self,
+        jobs: list[TaskJob],
+        *,
+        num_episodes: int,
+        entropy: int | None = None,
+        meta_policy_state: dict | None = None,
     ) -> TaskSamples:
         """Samples `num_episodes` complete episodes of every job's task.
 
@@ -145,11 +150,19 @@ class MAMLEnvRunner(SingleAgentEnvRunner):
             num_episodes: episodes per task.
             entropy: seeds resets and action noise (see the module doc); None:
                 unseeded. Torch's global RNG is left as it was either way.
+            meta_policy_state: the learner's meta-policy as an env-runner state
+                (`rl_module` and `weights_seq_no`), loaded with RLlib's
+                `set_state` (a no-op when the runner has it already) before
+                sampling, so jobs without params sample the current
+                meta-policy even if RLlib's asynchronous weight sync has not
+                arrived.
 
         Returns:
             The episodes per task index, and this runner's metrics (without the
             per-episode statistics, which would mix adaptation steps).
         """
+        if meta_policy_state is not None:
+            self.set_state(meta_policy_state)
         reason = self.batching_unavailable() if self.config.batched_sampling else ""
         with _torch_rng(self, entropy, jobs):
             if reason is None:

@@ -32,12 +32,12 @@ from ray.rllib.connectors.learner import (
     AddOneTsToEpisodesAndTruncate,
     GeneralAdvantageEstimation,
 )
-from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core import COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.utils.annotations import override
-from ray.rllib.utils.metrics import ALL_MODULES
+from ray.rllib.utils.metrics import ALL_MODULES, WEIGHTS_SEQ_NO
 
 from rllib_maml import compat, trpo
 from rllib_maml import functional as F
@@ -133,6 +133,14 @@ class MAMLTorchLearner(TorchLearner):
         env runners sample with (`rllib_maml.env_runner.TaskJob.params`)."""
         params = params if params is not None else self.meta_policy_params()
         return {name: p.detach().cpu().numpy() for name, p in params.items()}
+
+    def meta_policy_state(self) -> dict:
+        """The meta-policy as an env-runner state (RLlib's `rl_module` and
+        `weights_seq_no` keys, for `EnvRunner.set_state`)."""
+        return {
+            COMPONENT_RL_MODULE: self._maml_module().get_state(inference_only=True),
+            WEIGHTS_SEQ_NO: compat.weights_seq_no(self),
+        }
 
     def _adapt_kwargs(self, config: MAMLConfig, first_order: bool) -> dict:
         return dict(

@@ -42,6 +42,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_maml import runner_settings
 from rllib_maml.config import (  # noqa: F401  (re-exported)
     ADVANTAGE_BASELINES,
     INNER_LOSSES,
@@ -137,7 +138,7 @@ class MAML(Algorithm):
             if config.seed is not None
             else int(np.random.SeedSequence().generate_state(1)[0])
         )
-        warn_about_envs_per_runner(config)
+        runner_settings.warn_about_envs_per_runner(config)
         super().setup(config)
 
     @override(Algorithm)
@@ -150,19 +151,17 @@ class MAML(Algorithm):
         tasks = sample_tasks_checked(self.task_env, config.meta_batch_size, config.env)
 
         # 2) Sample every task at each adaptation step with its current
-        #    parameters, starting from the learner's meta-policy (sent with the
-        #    call: RLlib's weight sync to the runners is asynchronous); the
+        #    parameters, starting from the meta-policy (its state goes with the
+        #    call, as RLlib's weight sync to the runners is asynchronous); the
         #    learner adapts after each step but the last.
         with clock("weight_sync"):
-            meta_params = self._call_learner(
-                lambda learner: learner.policy_params_numpy()
-            )
+            meta_state = self._call_learner(lambda learner: learner.meta_policy_state())
         step_returns = self.adapt_to_tasks(
             tasks,
             num_steps=config.inner_adaptation_steps,
             num_episodes=config.episodes_per_task,
             seed=derive_seed(self.seed_root, self.iteration, _SAMPLING),
-            start_params=meta_params,
+            meta_policy_state=meta_state,
             clock=clock,
         ).mean(axis=0)
         self.metrics.log_value(
@@ -208,6 +207,7 @@ class MAML(Algorithm):
         seed: int,
         evaluation: bool = False,
         start_params: dict | None = None,
+        meta_policy_state: dict | None = None,
         env_runner_group=None,
         clock: PhaseClock | None = None,
     ) -> np.ndarray:
@@ -223,6 +223,8 @@ class MAML(Algorithm):
             seed: seeds every step's resets and action noise.
             start_params: the policy params to start from (numpy, by name);
                 None: the env runners' own module, the meta-policy.
+            meta_policy_state: the meta-policy's env-runner state, loaded by
+                each runner before step 0 unless it has it already.
             env_runner_group: where to sample; default the training runners.
             clock: adds up the seconds per phase.
 
@@ -245,6 +247,7 @@ class MAML(Algorithm):
                     params_by_task=params_by_task,
                     num_episodes=num_episodes,
                     entropy=derive_seed(seed, step),
+                    meta_policy_state=meta_policy_state if step == 0 else None,
                 )
             check_finite(episodes_by_task, tasks, step, config.env)
             for i, episodes in episodes_by_task.items():
@@ -371,34 +374,4 @@ def check_finite(episodes_by_task: dict, tasks: list, step: int, env: Any) -> No
             f"Env {env!r} returned a non-finite {what} for task "
             f"{tasks[task_index]!r} (task index {task_index}, adaptation step "
             f"{step}). No update was made; fix the env or its task range."
-        )
-
-
-def warn_about_envs_per_runner(config: MAMLConfig) -> None:
-    """One warning when envs per runner exceed the (task, episode) slots."""
-    num_envs, episodes = config.num_envs_per_env_runner, config.episodes_per_task
-    runners = max(config.num_env_runners, 1)
-    slots = -(-config.meta_batch_size // runners) * episodes
-    if config.batched_sampling and num_envs > slots:
-        logger.warning(
-            "`num_envs_per_env_runner` (%d) is larger than the %d (task, "
-            "episode) slots a runner samples per adaptation step: the other "
-            "envs step unused. Set `config.env_runners("
-            "num_envs_per_env_runner=%d)`.",
-            num_envs,
-            slots,
-            slots,
-        )
-    elif not config.batched_sampling and num_envs > episodes:
-        logger.warning(
-            "`num_envs_per_env_runner` (%d) is larger than `episodes_per_task` "
-            "(%d): every task steps all %d envs and keeps only the first %d "
-            "episodes to finish. Set `config.env_runners("
-            "num_envs_per_env_runner=%d)` or fewer, or "
-            "`config.training(batched_sampling=True)`.",
-            num_envs,
-            episodes,
-            num_envs,
-            episodes,
-            episodes,
         )

@@ -39,7 +39,11 @@ def assign_tasks(
 
 
 def sample_on_runner(
-    env_runner: MAMLEnvRunner, jobs: list[TaskJob], num_episodes: int, entropy
+    env_runner: MAMLEnvRunner,
+    jobs: list[TaskJob],
+    num_episodes: int,
+    entropy,
+    meta_policy_state=None,
 ):
     """Runs on an env runner: its `sample_tasks` (raises a clear error for a
     runner class that lacks it)."""
@@ -50,7 +54,12 @@ def sample_on_runner(
             "call with its `sample_tasks`. Subclass `MAMLEnvRunner` or remove "
             "`env_runner_cls` from `config.env_runners(...)`."
         )
-    return env_runner.sample_tasks(jobs, num_episodes=num_episodes, entropy=entropy)
+    return env_runner.sample_tasks(
+        jobs,
+        num_episodes=num_episodes,
+        entropy=entropy,
+        meta_policy_state=meta_policy_state,
+    )
 
 
 def sample_step(
@@ -60,6 +69,7 @@ def sample_step(
     params_by_task: dict[int, dict | None],
     num_episodes: int,
     entropy: int | None,
+    meta_policy_state: dict | None = None,
     max_attempts: int = 3,
 ) -> tuple[dict[int, list], list[dict]]:
     """Samples `num_episodes` episodes of every task with its parameters.
@@ -68,6 +78,8 @@ def sample_step(
         tasks: the meta-batch (task i has index i).
         params_by_task: task index -> policy params (None: the runners' own
             meta-policy).
+        meta_policy_state: the meta-policy's env-runner state, which each
+            runner loads first unless it has it (see `MAMLEnvRunner.sample_tasks`).
         entropy: seeds the step's resets and action noise (see
             `rllib_maml.env_runner`); None: unseeded.
 
@@ -81,7 +93,10 @@ def sample_step(
     """
     jobs = [TaskJob(i, task, params_by_task.get(i)) for i, task in enumerate(tasks)]
     run = functools.partial(
-        sample_on_runner, num_episodes=num_episodes, entropy=entropy
+        sample_on_runner,
+        num_episodes=num_episodes,
+        entropy=entropy,
+        meta_policy_state=meta_policy_state,
     )
     episodes_by_task: dict[int, list] = {}
     all_metrics: list[dict] = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import local_config
 
-from rllib_maml import MAMLConfig
+from rllib_maml import MAMLConfig, runner_settings
 from rllib_maml import config as config_module
 
 
@@ -227,7 +227,9 @@ def test_envs_per_runner_default_to_the_runners_slots():
 def test_auto_envs_per_runner_are_capped():
     config = runners_config(num_env_runners=1, meta_batch_size=40)
     config.validate()
-    assert config.num_envs_per_env_runner == config_module.MAX_AUTO_ENVS_PER_ENV_RUNNER
+    assert (
+        config.num_envs_per_env_runner == runner_settings.MAX_AUTO_ENVS_PER_ENV_RUNNER
+    )
 
 
 def test_no_remote_runners_count_as_one_runner():
@@ -336,7 +338,7 @@ def test_saved_state_keeps_what_the_user_set():
 
 
 def test_few_explicit_envs_per_runner_warn_once(caplog, monkeypatch):
-    monkeypatch.setattr(config_module, "_SLOW_SAMPLING_WARNED", set())
+    monkeypatch.setattr(runner_settings, "_SLOW_SAMPLING_WARNED", set())
     config = runners_config().env_runners(num_envs_per_env_runner=4)
     with caplog.at_level(logging.WARNING, logger="rllib_maml.config"):
         config.validate()
@@ -350,7 +352,7 @@ def test_few_explicit_envs_per_runner_warn_once(caplog, monkeypatch):
 
 @pytest.mark.parametrize("num_envs", [None, 32, 50])
 def test_enough_envs_per_runner_do_not_warn(caplog, monkeypatch, num_envs):
-    monkeypatch.setattr(config_module, "_SLOW_SAMPLING_WARNED", set())
+    monkeypatch.setattr(runner_settings, "_SLOW_SAMPLING_WARNED", set())
     config = runners_config()
     if num_envs is not None:
         config.env_runners(num_envs_per_env_runner=num_envs)

@@ -300,8 +300,8 @@ def test_envs_per_runner_that_waste_envs_warn(
         .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs)
         .training(meta_batch_size=2, episodes_per_task=2, batched_sampling=batched)
     )
-    with caplog.at_level("WARNING", logger="rllib_maml.maml"):
+    with caplog.at_level("WARNING", logger="rllib_maml.config"):
         algo = config.build_algo()
     algo.stop()
-    messages = [r.getMessage() for r in caplog.records if r.name == "rllib_maml.maml"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "rllib_maml.config"]
     assert any(all(part in m for part in expected) for m in messages), messages
