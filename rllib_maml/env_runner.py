@@ -470,10 +470,10 @@ class _Recorder:
             }
         a, env = self.arrays, self.env_runner.env
         steps = slice(first, last + 1)
-        infos = [self.columns["infos"][t][i] for t in range(first, last + 1)]
+        infos = [_plain(self.columns["infos"][t][i]) for t in range(first, last + 1)]
         episode = SingleAgentEpisode(
             observations=[*a["obs"][steps, i], final_obs],
-            infos=[*infos, final_info],
+            infos=[*infos, _plain(final_info)],
             actions=list(a["actions"][steps, i]),
             rewards=list(a["rewards"][steps, i]),
             extra_model_outputs={
@@ -488,3 +488,14 @@ class _Recorder:
             t_started=0,
         )
         return episode.to_numpy() if self.env_runner.episodes_to_numpy else episode
+
+
+def _plain(info: dict) -> dict:
+    """`info` with numpy scalars as Python scalars. A vector env batches each
+    info key into an array and `DictInfoToList` splits it again into numpy
+    scalars, which pickle about 10x slower than the floats and bools most envs
+    put there; episodes travel from runner to driver to learner."""
+    return {
+        key: value.item() if isinstance(value, np.generic) else value
+        for key, value in info.items()
+    }

@@ -250,6 +250,8 @@ def test_infos_user_wrappers_and_sample_end_callbacks_are_kept():
             np.testing.assert_array_equal(
                 [info["near"] for info in infos[1:]], distance < 0.2
             )
+            # As the env returned them (not as numpy scalars of the vector env).
+            assert all(type(info["near"]) is bool for info in infos[1:])
 
 
 @pytest.mark.parametrize(
