@@ -22,6 +22,7 @@ import rllib_maml  # noqa: F401  (registers the meta envs)
 from rllib_maml import MAMLConfig
 from rllib_maml.evaluation import evaluate_with_baselines, markdown_table, write_report
 from rllib_maml.progress import HEADER, progress_line
+from rllib_maml.quiet import quiet_ray
 
 
 def main(argv=None):
@@ -34,11 +35,11 @@ def main(argv=None):
     parser.add_argument("--output", default="maml_evaluation")
     args = parser.parse_args(argv)
 
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ray.init(include_dashboard=False, log_to_driver=False, **quiet_ray())
     config = (
         MAMLConfig()
         .environment(args.env)
-        .env_runners(num_env_runners=2, num_envs_per_env_runner=5)
+        .env_runners(num_env_runners=2)
         .training(meta_batch_size=10, episodes_per_task=10)
         .debugging(seed=0)
     )

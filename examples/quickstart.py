@@ -61,8 +61,6 @@ def main(argv=None):
     )
     if args.envs_per_runner is not None:
         config.env_runners(num_envs_per_env_runner=args.envs_per_runner)
-    if args.envs_per_runner is not None:
-        config.env_runners(num_envs_per_env_runner=args.envs_per_runner)
     algo = config.build_algo()
     print(HEADER, flush=True)
     for _ in range(args.iterations):

@@ -22,6 +22,7 @@ from ray import tune
 import rllib_maml  # noqa: F401  (registers the meta envs)
 from rllib_maml import MAML, MAMLConfig
 from rllib_maml.progress import post_adaptation_return
+from rllib_maml.quiet import quiet_ray
 
 
 def main(argv=None):
@@ -32,13 +33,11 @@ def main(argv=None):
     parser.add_argument("--storage-path", default=os.path.abspath("maml_sweep"))
     args = parser.parse_args(argv)
 
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ray.init(include_dashboard=False, log_to_driver=False, **quiet_ray())
     config = (
         MAMLConfig()
         .environment(args.env)
-        .env_runners(
-            num_env_runners=2, num_envs_per_env_runner=5, num_cpus_per_env_runner=0.5
-        )
+        .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
         .training(
             meta_batch_size=10,
             episodes_per_task=10,

@@ -350,7 +350,7 @@ def test_few_explicit_envs_per_runner_warn_once(caplog, monkeypatch):
     assert "config.env_runners(num_envs_per_env_runner=200)" in message
 
 
-@pytest.mark.parametrize("num_envs", [None, 32, 50])
+@pytest.mark.parametrize("num_envs", [None, 8, 20, 50])
 def test_enough_envs_per_runner_do_not_warn(caplog, monkeypatch, num_envs):
     monkeypatch.setattr(runner_settings, "_SLOW_SAMPLING_WARNED", set())
     config = runners_config()
