@@ -69,6 +69,14 @@ def test_tensorflow_is_rejected():
         config.validate()
 
 
+def test_an_env_runner_without_sample_tasks_is_rejected():
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    config = local_config().env_runners(env_runner_cls=SingleAgentEnvRunner)
+    with pytest.raises(ValueError, match=r"`env_runner_cls` must be .*MAMLEnvRunner"):
+        config.validate()
+
+
 def test_truncate_episodes_is_rejected():
     config = local_config().env_runners(batch_mode="truncate_episodes")
     with pytest.raises(ValueError, match=r"`batch_mode` must be 'complete_episodes'"):
