@@ -310,18 +310,6 @@ def task_meta_terms(
     return terms
 
 
-def inner_objective(
-    params: Params,
-    step: Mapping[str, torch.Tensor],
-    *,
-    policy: Callable[[Params, torch.Tensor], torch.Tensor],
-    logp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    inner_loss: str,
-) -> torch.Tensor:
-    """The inner policy-gradient loss of one task's step data ("vpg" or "lvc")."""
-    return _inner_loss(logp(policy(params, step[OBS]), step[ACTIONS]), step, inner_loss)
-
-
 def _inner_loss(lp: torch.Tensor, step: Mapping[str, torch.Tensor], inner_loss: str):
     if inner_loss == "vpg":
         return vpg_loss(lp, step[ADVANTAGES], step[MASK])
