@@ -55,6 +55,8 @@ CHOICE_SETTINGS: dict[str, tuple[str, ...]] = {
     "outer_optimizer": OUTER_OPTIMIZERS,
     "advantage_baseline": ADVANTAGE_BASELINES,
 }
+# Switches: must be True or False.
+BOOL_SETTINGS = ("batched_meta_loss", "batched_sampling", "keep_freed_memory")
 
 # Env-runner settings that `validate()` chooses while the user has not set them
 # (in a builder call, a config dict, a Tune param_space or by assignment):
@@ -128,6 +130,8 @@ class MAMLConfig(AlgorithmConfig):
         # One vmap-ed pass over all tasks (True) or a Python loop over tasks.
         self.batched_meta_loss = True
         self.batched_sampling = True
+        # The learner's process keeps freed memory for reuse (`allocator`).
+        self.keep_freed_memory = True
         self.lr = 1e-3
         self.gamma = 0.99
         self.num_env_runners = 2
@@ -165,6 +169,7 @@ class MAMLConfig(AlgorithmConfig):
         backtrack_ratio: float | None = NotProvided,
         batched_meta_loss: bool | None = NotProvided,
         batched_sampling: bool | None = NotProvided,
+        keep_freed_memory: bool | None = NotProvided,
         **kwargs,
     ) -> MAMLConfig:
         """Sets the training-related configuration.
@@ -215,6 +220,11 @@ class MAMLConfig(AlgorithmConfig):
                 `EnvRunner.sample()` (False, also used where batching cannot
                 run: an `AsyncVectorEnv`, custom connectors or episode
                 callbacks, a stateful module).
+            keep_freed_memory: The learner's process keeps freed heap memory
+                for reuse instead of returning it to the OS (glibc's mallopt;
+                `rllib_maml.allocator`): the meta-update runs about a fifth
+                faster, and the process's resident memory stays at its peak.
+                False: glibc's defaults.
             **kwargs: Forwarded to `AlgorithmConfig.training()` (lr, gamma,
                 grad_clip, ...).
 
@@ -244,6 +254,7 @@ class MAMLConfig(AlgorithmConfig):
             ("backtrack_ratio", backtrack_ratio),
             ("batched_meta_loss", batched_meta_loss),
             ("batched_sampling", batched_sampling),
+            ("keep_freed_memory", keep_freed_memory),
         ):
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -459,6 +470,13 @@ class MAMLConfig(AlgorithmConfig):
                 self._value_error(
                     f"`{name}` must be one of {choices}, got {value!r}. Set "
                     f"`{_builder(name)}({name}={choices[0]!r})`."
+                )
+        for name in BOOL_SETTINGS:
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                self._value_error(
+                    f"`{name}` must be True or False, got {value!r}. Set "
+                    f"`{_builder(name)}({name}=True)`."
                 )
 
     def _validate_initial_action_std(self) -> None:

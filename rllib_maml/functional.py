@@ -168,6 +168,16 @@ def diag_gaussian_kl(p_inputs: torch.Tensor, q_inputs: torch.Tensor) -> torch.Te
     return 0.5 * (var_ratio + mean_term - 1.0 - 2 * (p_log_std - q_log_std)).sum(-1)
 
 
+def diag_gaussian_kl_hessian_product(
+    p_inputs: torch.Tensor, d: torch.Tensor
+) -> torch.Tensor:
+    """The Hessian of `q -> KL(p || q)` at `q = p` (the Fisher of
+    `[mean, log_std]`) times `d`: `d_mean / std^2` and `2 d_log_std`."""
+    _, log_std = p_inputs.chunk(2, dim=-1)
+    d_mean, d_log_std = d.chunk(2, dim=-1)
+    return torch.cat([d_mean * torch.exp(-2 * log_std), 2 * d_log_std], dim=-1)
+
+
 def categorical_logp(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Log-probability of integer `actions` under categorical `logits`."""
     log_probs = torch.log_softmax(logits, dim=-1)
@@ -179,6 +189,15 @@ def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tens
     p_log = torch.log_softmax(p_logits, dim=-1)
     q_log = torch.log_softmax(q_logits, dim=-1)
     return (p_log.exp() * (p_log - q_log)).sum(-1)
+
+
+def categorical_kl_hessian_product(
+    p_logits: torch.Tensor, d: torch.Tensor
+) -> torch.Tensor:
+    """The Hessian of `q -> KL(p || q)` in q's logits at `q = p` times `d`:
+    `(diag(p) - p p^T) d`."""
+    p = torch.softmax(p_logits, dim=-1)
+    return p * d - p * (p * d).sum(-1, keepdim=True)
 
 
 def vpg_loss(
@@ -252,8 +271,6 @@ OBS, ACTIONS, BEHAVIOR_LOGP, BEHAVIOR_INPUTS, ADVANTAGES, MASK = (
     "advantages",
     "mask",
 )
-# Only in the post-adaptation step's data during a TRPO update.
-OLD_POST_INPUTS = "old_post_inputs"
 
 
 def task_meta_terms(
@@ -302,11 +319,6 @@ def task_meta_terms(
         "inner_kls": inner_kls,
         "post_inputs": post_inputs,
     }
-    if OLD_POST_INPUTS in post:
-        # TRPO's trust region: KL(adapted policy before || after the update).
-        terms["post_kl"] = masked_mean(
-            kl(post[OLD_POST_INPUTS], post_inputs), post[MASK]
-        )
     return terms
 
 

@@ -39,7 +39,7 @@ from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ALL_MODULES, WEIGHTS_SEQ_NO
 
-from rllib_maml import compat, trpo
+from rllib_maml import allocator, compat, trpo
 from rllib_maml import functional as F
 from rllib_maml.config import MAMLConfig
 from rllib_maml.maml import (
@@ -81,12 +81,39 @@ class AdaptationData:
         return sorted(self.steps[0]) if self.steps else []
 
 
+@dataclasses.dataclass(frozen=True)
+class MetaBatch:
+    """One iteration's data as the meta-objective reads it, padded once.
+
+    Attributes:
+        steps: `steps[k][task_index]`, as in `AdaptationData`.
+        task_ids: the task indices, sorted (the order of the padded rows).
+        padded: `padded[k][key]`: step k's data of every task stacked into
+            [tasks, max length, ...], zero (and zero in `mask`) past a task's
+            length (`functional.pad_tasks`).
+    """
+
+    steps: list[dict[int, TaskData]]
+    task_ids: list[int]
+    padded: list[dict[str, torch.Tensor]]
+
+    @classmethod
+    def of(cls, steps: list[dict[int, TaskData]] | MetaBatch) -> MetaBatch:
+        if isinstance(steps, MetaBatch):
+            return steps
+        task_ids = sorted(steps[0])
+        padded = [F.pad_tasks([step[t] for t in task_ids]) for step in steps]
+        return cls(list(steps), task_ids, padded)
+
+
 class MAMLTorchLearner(TorchLearner):
     """Torch learner for MAML: inner steps, ProMP or TRPO meta-update."""
 
     @override(TorchLearner)
     def build(self) -> None:
         super().build()
+        if self.config.keep_freed_memory:
+            allocator.keep_freed_memory()
         # Same learner pipeline as PPO: one artificial timestep per episode for
         # the bootstrap value, then RLlib's GAE (advantages, value targets).
         connector = compat.learner_connector(self)
@@ -160,27 +187,33 @@ class MAMLTorchLearner(TorchLearner):
         )
 
     def meta_terms(
-        self, theta: F.Params, steps: list[dict[int, TaskData]], config: MAMLConfig
+        self,
+        theta: F.Params,
+        steps: list[dict[int, TaskData]] | MetaBatch,
+        config: MAMLConfig,
     ) -> dict[str, Any]:
         """`task_meta_terms` for every task: one vmap call, or a loop.
 
-        Returns the per-task terms stacked over tasks (`post_inputs` stays a
-        padded tensor when batched, a list per task otherwise).
+        `steps` may come as a `MetaBatch` (padded once for several calls).
+        Returns the per-task terms stacked over tasks; `post_inputs` is a
+        tensor [tasks, max length, ...], zero past each task's length.
         """
-        task_ids = sorted(steps[0])
+        batch = MetaBatch.of(steps)
         fn = self._task_terms_fn(config)
         if config.batched_meta_loss:
-            padded = [F.pad_tasks([step[t] for t in task_ids]) for step in steps]
-            return torch.func.vmap(fn, in_dims=(None, 0))(theta, padded)
-        per_task = [fn(theta, [step[t] for step in steps]) for t in task_ids]
-        return {
-            key: (
-                [terms[key] for terms in per_task]
-                if key == "post_inputs"
-                else torch.stack([terms[key] for terms in per_task])
-            )
+            return torch.func.vmap(fn, in_dims=(None, 0))(theta, batch.padded)
+        per_task = [
+            fn(theta, [step[t] for step in batch.steps]) for t in batch.task_ids
+        ]
+        terms = {
+            key: torch.stack([terms[key] for terms in per_task])
             for key in per_task[0]
+            if key != "post_inputs"
         }
+        terms["post_inputs"] = torch.nn.utils.rnn.pad_sequence(
+            [t["post_inputs"] for t in per_task], batch_first=True
+        )
+        return terms
 
     def value_loss(self, steps: list[dict[int, TaskData]]) -> torch.Tensor:
         """Regression of the value function to the GAE targets of all steps."""
@@ -263,7 +296,9 @@ class MAMLTorchLearner(TorchLearner):
 
     # -------------------------------------------------------- meta-update
     def meta_loss(
-        self, steps: list[dict[int, TaskData]], config: MAMLConfig | None = None
+        self,
+        steps: list[dict[int, TaskData]] | MetaBatch,
+        config: MAMLConfig | None = None,
     ) -> torch.Tensor:
         """ProMP's meta-objective (Rothfuss et al. 2019, Eq. 10) plus value loss.
 
@@ -275,14 +310,15 @@ class MAMLTorchLearner(TorchLearner):
         data. `config` (default: the learner's) sets the objective's settings.
         """
         config = config or self.config
-        terms = self.meta_terms(self.meta_policy_params(), steps, config)
+        batch = MetaBatch.of(steps)
+        terms = self.meta_terms(self.meta_policy_params(), batch, config)
         policy_loss = terms["ppo_surrogate"].mean()
         kls = terms["inner_kls"].mean(0)
         coeffs = torch.tensor(self.inner_kl_coeffs, dtype=kls.dtype, device=kls.device)
         total = policy_loss + (coeffs * kls).sum()
         logged = {}
         if self._trains_value_function():
-            vf_loss = self.value_loss(steps)
+            vf_loss = self.value_loss(batch.steps)
             total = total + config.vf_loss_coeff * vf_loss
             logged[LEARNER_RESULTS_VF_LOSS_KEY] = vf_loss.item()
         self.metrics.log_dict(
@@ -290,14 +326,14 @@ class MAMLTorchLearner(TorchLearner):
                 **logged,
                 LEARNER_RESULTS_META_LOSS_KEY: total.item(),
                 LEARNER_RESULTS_POLICY_LOSS_KEY: policy_loss.item(),
-                LEARNER_RESULTS_NUM_TASKS_KEY: len(steps[0]),
+                LEARNER_RESULTS_NUM_TASKS_KEY: len(batch.task_ids),
             },
             key=DEFAULT_MODULE_ID,
             window=1,
         )
         return total
 
-    def inner_kls(self, steps: list[dict[int, TaskData]]) -> list[float]:
+    def inner_kls(self, steps: list[dict[int, TaskData]] | MetaBatch) -> list[float]:
         """Mean `KL(pi_behavior_k || pi_k)` over tasks for each inner step k,
         with the inner steps replayed from the current meta-parameters."""
         with torch.no_grad():
@@ -340,8 +376,9 @@ class MAMLTorchLearner(TorchLearner):
             )
         self.before_gradient_based_update(timesteps=timesteps)
         compat.next_weights_seq_no(self)
+        batch = MetaBatch.of(steps)  # padded once for every pass below
         if self.config.outer_optimizer == "trpo":
-            loss = self._trpo_update(steps)
+            loss = self._trpo_update(batch)
             if self._trains_value_function():
                 for _ in range(self.config.maml_optimizer_steps):
                     loss = self.value_loss(steps)
@@ -352,7 +389,7 @@ class MAMLTorchLearner(TorchLearner):
                     window=1,
                 )
         else:
-            loss = self._promp_update(steps)
+            loss = self._promp_update(batch)
         num_steps = sum(d[F.OBS].shape[0] for step in steps for d in step.values())
         self.metrics.log_value(
             (ALL_MODULES, "num_env_steps_trained_lifetime"),
@@ -366,7 +403,7 @@ class MAMLTorchLearner(TorchLearner):
         self.iteration_data = AdaptationData()
         return self.metrics.reduce()
 
-    def _promp_update(self, steps: list[dict[int, TaskData]]) -> torch.Tensor:
+    def _promp_update(self, batch: MetaBatch) -> torch.Tensor:
         """ProMP: `maml_optimizer_steps` optimizer steps on `meta_loss`, then
         each inner step's KL coefficient moves towards `kl_target`.
 
@@ -379,9 +416,9 @@ class MAMLTorchLearner(TorchLearner):
             The last optimizer step's loss.
         """
         for _ in range(self.config.maml_optimizer_steps):
-            loss = self.meta_loss(steps)
+            loss = self.meta_loss(batch)
             self._optimizer_step(loss)
-        for k, kl in enumerate(self.inner_kls(steps)):
+        for k, kl in enumerate(self.inner_kls(batch)):
             self.inner_kl_coeffs[k] = F.update_kl_coeff(
                 self.inner_kl_coeffs[k], kl, self.config.kl_target
             )
@@ -402,36 +439,49 @@ class MAMLTorchLearner(TorchLearner):
         return self.config.advantage_baseline == "value_function"
 
     def trpo_problem(
-        self, steps: list[dict[int, TaskData]] | None = None
-    ) -> tuple[F.Params, Any]:
-        """TRPO's pieces on `steps` (default: `iteration_data`), at the current
+        self, steps: list[dict[int, TaskData]] | MetaBatch | None = None
+    ) -> tuple[F.Params, trpo.TRPOProblem]:
+        """TRPO's problem on `steps` (default: `iteration_data`), at the current
         meta-parameters.
 
         Returns:
-            `(theta, loss_and_kl_fn)`: `params -> (surrogate, KL)`, the
-            post-adaptation surrogate and the KL between the adapted policies
-            before (now) and after an update, as functions of the
-            meta-parameters through the inner steps (replayed once for both).
+            `(theta, problem)`: the problem's outputs are the adapted policies'
+            distribution inputs on the post-adaptation data [tasks, rows, ...],
+            as functions of the meta-parameters through the inner steps; its
+            loss the post-adaptation surrogate (mean over tasks of
+            `-mean(ratio * A)`), its KL the mean over tasks of the mean KL
+            between the adapted policies before and after an update.
         """
         config = self.config
-        theta = self.meta_policy_params()
-        steps = [dict(step) for step in (steps or self.iteration_data.steps)]
-        with torch.no_grad():
-            old = self.meta_terms(theta, steps, config)["post_inputs"]
-        for i, task in enumerate(sorted(steps[-1])):
-            length = steps[-1][task][F.MASK].shape[0]
-            steps[-1][task] = {
-                **steps[-1][task],
-                F.OLD_POST_INPUTS: old[i][:length].detach(),
-            }
+        batch = MetaBatch.of(steps or self.iteration_data.steps)
+        post = batch.padded[-1]
+        counts = post[F.MASK].sum(-1)
 
-        def loss_and_kl_fn(params):
-            terms = self.meta_terms(params, steps, config)
-            return terms["ratio_surrogate"].mean(), terms["post_kl"].mean()
+        def task_mean(x: torch.Tensor) -> torch.Tensor:
+            return ((x * post[F.MASK]).sum(-1) / counts).mean()
 
-        return theta, loss_and_kl_fn
+        def outputs(params: F.Params) -> torch.Tensor:
+            return self.meta_terms(params, batch, config)["post_inputs"]
 
-    def _trpo_update(self, steps: list[dict[int, TaskData]]) -> torch.Tensor:
+        def loss(post_inputs: torch.Tensor) -> torch.Tensor:
+            logp = self._logp(post_inputs, post[F.ACTIONS])
+            ratio = torch.exp(logp - post[F.BEHAVIOR_LOGP])
+            return -task_mean(ratio * post[F.ADVANTAGES])
+
+        def kl(old: torch.Tensor, post_inputs: torch.Tensor) -> torch.Tensor:
+            return task_mean(self._kl(old, post_inputs))
+
+        # d kl / d o = the rows' weights in `task_mean` times the per-row KL's.
+        weights = (post[F.MASK] / counts.unsqueeze(-1) / len(batch.task_ids))[..., None]
+
+        def kl_hessian(old: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+            return weights * self.policy.kl_hessian_product(old, d)
+
+        return self.meta_policy_params(), trpo.TRPOProblem(
+            outputs, loss, kl, kl_hessian
+        )
+
+    def _trpo_update(self, batch: MetaBatch) -> torch.Tensor:
         """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
 
         The trust region is the KL between the adapted policies before and after
@@ -441,10 +491,10 @@ class MAMLTorchLearner(TorchLearner):
             The surrogate loss after the step.
         """
         config = self.config
-        theta, loss_and_kl_fn = self.trpo_problem(steps)
+        theta, problem = self.trpo_problem(batch)
         new_params, info = trpo.trpo_step(
             theta,
-            loss_and_kl_fn,
+            problem,
             max_kl=config.max_kl,
             cg_iters=config.cg_iters,
             cg_damping=config.cg_damping,
@@ -463,13 +513,13 @@ class MAMLTorchLearner(TorchLearner):
                 "trpo_step_accepted": float(info.accepted),
                 "trpo_step_fraction": info.step_fraction,
                 "trpo_line_search_steps": info.line_search_steps,
-                LEARNER_RESULTS_NUM_TASKS_KEY: len(steps[-1]),
+                LEARNER_RESULTS_NUM_TASKS_KEY: len(batch.task_ids),
             },
             key=DEFAULT_MODULE_ID,
             window=1,
         )
         # Inner KLs of the updated meta-policy (at the old one they are 0).
-        for k, kl in enumerate(self.inner_kls(steps)):
+        for k, kl in enumerate(self.inner_kls(batch)):
             self.metrics.log_value(
                 (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_KL_KEY}_{k}"), kl, window=1
             )

@@ -20,7 +20,9 @@ class FunctionalPolicy:
     - `param_names`: the parameters the inner loop adapts: everything the
       module's inference-only (env runner) copy has, i.e. not the value function.
     - `logp` / `kl`: closed-form log-likelihood and KL of the module's action
-      distribution (diagonal Gaussian for Box, categorical for Discrete).
+      distribution (diagonal Gaussian for Box, categorical for Discrete);
+      `kl_hessian_product(p, d)`: the Hessian of `q -> KL(p || q)` at `q = p`
+      times `d` (TRPO's Fisher in the distribution inputs).
     - For RLlib's default (PPO) module only the actor encoder and the policy
       head run; other modules run their whole `forward_train` (on the learner)
       or `forward_exploration` (`exploration=True`: on an env runner, whose
@@ -46,8 +48,10 @@ class FunctionalPolicy:
         dist_cls = module.get_train_action_dist_cls()
         if issubclass(dist_cls, TorchDiagGaussian):
             self.logp, self.kl = F.diag_gaussian_logp, F.diag_gaussian_kl
+            self.kl_hessian_product = F.diag_gaussian_kl_hessian_product
         elif issubclass(dist_cls, TorchCategorical):
             self.logp, self.kl = F.categorical_logp, F.categorical_kl
+            self.kl_hessian_product = F.categorical_kl_hessian_product
         else:
             raise TypeError(
                 f"MAML supports Box (diagonal Gaussian) and Discrete (categorical) "

@@ -3,6 +3,16 @@
 Used as MAML's outer optimizer as in the MAML paper: the surrogate and the KL
 are functions of the meta-parameters through the inner adaptation steps, so
 the Fisher-vector products differentiate through them too.
+
+The Fisher-vector product is the Gauss-Newton form of the KL's Hessian,
+`F v = J^T H_o J v` with `J` the Jacobian of the policy's distribution inputs
+`o(theta)` (through the inner steps) and `H_o` the KL's Hessian in those
+inputs at the old ones. At the old parameters, where the KL and its gradient in
+`o` vanish, this *is* the KL's Hessian in `theta`: the other term of the chain
+rule, `sum_i dKL/do_i * d^2 o_i / dtheta^2`, is zero. It needs one
+forward-mode and one reverse-mode pass through `o(theta)` per product instead of
+a reverse pass through the KL's gradient graph, whose third-order terms through
+the inner step are all multiplied by that zero.
 """
 
 from __future__ import annotations
@@ -69,26 +79,77 @@ class TRPOStepInfo:
     line_search_steps: int
 
 
-def kl_hessian_vector_product(kl: torch.Tensor, params: Params, damping: float):
-    """`v -> H v + damping v`, H the Hessian of `kl` (computed from `params`,
-    with its graph) at `params`."""
-    names = list(params)
-    kl_grads = flat(
-        torch.autograd.grad(kl, [params[n] for n in names], create_graph=True)
-    )
+@dataclass
+class TRPOProblem:
+    """What TRPO minimizes, as functions of the policy's distribution inputs.
+
+    Attributes:
+        outputs: `params -> o`, the distribution inputs the surrogate and the
+            KL are taken on (for MAML: the adapted policies' on the
+            post-adaptation data, through the inner steps).
+        loss: `o -> surrogate loss` (scalar).
+        kl: `(old o, o) -> mean KL` (scalar), zero with zero gradient in `o`
+            at `o = old o`.
+        kl_hessian: `(old o, d) -> H_o d`, the Hessian of `o -> kl(old o, o)`
+            at `o = old o` times `d` in closed form; None: by automatic
+            differentiation of `kl` (`kl_hessian_by_autodiff`).
+    """
+
+    outputs: Callable[[Params], torch.Tensor]
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    kl: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    kl_hessian: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+
+def kl_hessian_by_autodiff(
+    kl: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`(old, d) -> H_o d` for `TRPOProblem.kl_hessian`, by forward-mode
+    differentiation of the KL's gradient."""
+
+    def product(old: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        grad = torch.func.grad(lambda o: kl(old, o))
+        return torch.func.jvp(grad, (old,), (d,))[1]
+
+    return product
+
+
+def fisher_vector_product(
+    outputs: torch.Tensor,
+    params: Params,
+    kl_hessian: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    damping: float,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`v -> J^T H_o J v + damping v` (see the module doc): the Hessian of
+    `kl(o(params), o(p))` in `p` at `p = params`.
+
+    Args:
+        outputs: `o(params)`, with its graph.
+        params: The leaf tensors `outputs` was computed from.
+        kl_hessian: `(old o, d) -> H_o d` (`TRPOProblem.kl_hessian`).
+        damping: Added to the product.
+    """
+    leaves = list(params.values())
+    old = outputs.detach()
+    # J v by the double-vjp trick: u -> J^T u is linear in u, so the gradient
+    # of (J^T u) . v with respect to u is J v (the graph is built once).
+    u = torch.zeros_like(old, requires_grad=True)
+    jt_u = torch.autograd.grad(outputs, leaves, u, create_graph=True)
 
     def product(v: torch.Tensor) -> torch.Tensor:
-        hv = torch.autograd.grad(
-            kl_grads @ v, [params[n] for n in names], retain_graph=True
-        )
-        return flat(hv).detach() + damping * v
+        jv = torch.autograd.grad(
+            jt_u, u, list(unflat(v, params).values()), retain_graph=True
+        )[0]
+        h_jv = kl_hessian(old, jv)
+        jt_h_jv = torch.autograd.grad(outputs, leaves, h_jv, retain_graph=True)
+        return flat(jt_h_jv).detach() + damping * v
 
     return product
 
 
 def trpo_step(
     params: Mapping[str, torch.Tensor],
-    loss_and_kl_fn: Callable[[Params], tuple[torch.Tensor, torch.Tensor]],
+    problem: TRPOProblem,
     *,
     max_kl: float,
     cg_iters: int = 10,
@@ -100,10 +161,7 @@ def trpo_step(
 
     Args:
         params: Current parameters (leaf tensors requiring grad).
-        loss_and_kl_fn: `p -> (loss, kl)` from one evaluation (the two share
-            work, e.g. the inner steps): the surrogate loss, and the KL between
-            the policy at `params` (held fixed inside) and the policy at `p`,
-            0 with zero gradient at `params`.
+        problem: The surrogate and the KL (`TRPOProblem`).
         max_kl: Trust-region size.
         cg_iters: Conjugate-gradient iterations.
         cg_damping: Added to the Fisher-vector product (`F v + damping * v`).
@@ -116,14 +174,15 @@ def trpo_step(
     """
     params = dict(params)
     names = list(params)
-    loss, kl = loss_and_kl_fn(params)
+    outputs = problem.outputs(params)
+    old = outputs.detach()
+    loss = problem.loss(outputs)
     grads = torch.autograd.grad(loss, [params[n] for n in names], retain_graph=True)
     g = flat(grads).detach()
 
-    fisher_vector_product = kl_hessian_vector_product(kl, params, cg_damping)
-    direction, residual = conjugate_gradient(
-        fisher_vector_product, -g, iterations=cg_iters
-    )
+    kl_hessian = problem.kl_hessian or kl_hessian_by_autodiff(problem.kl)
+    product = fisher_vector_product(outputs, params, kl_hessian, cg_damping)
+    direction, residual = conjugate_gradient(product, -g, iterations=cg_iters)
     # d^T F d with F d = -g - residual (CG's invariant): no 11th product.
     shs = 0.5 * direction @ (-g - residual)
     if not torch.isfinite(shs) or shs <= 0:
@@ -132,16 +191,18 @@ def trpo_step(
             False, 0.0, loss.item(), loss.item(), 0.0, 0
         )
     full_step = direction * torch.sqrt(max_kl / shs)
-    old = flat([params[n] for n in names]).detach()
+    start = flat([params[n] for n in names]).detach()
     loss_before = loss.item()
     # Free the graphs (second-order through the inner steps) before the search.
-    del loss, kl, grads, fisher_vector_product
+    del outputs, loss, grads, product
     fraction = 1.0
     for i in range(line_search_steps):
-        candidate = unflat(old + fraction * full_step, params)
+        candidate = unflat(start + fraction * full_step, params)
         # Values only: no graph (torch.func.grad in the inner steps still runs).
         with torch.no_grad():
-            new_loss, new_kl = (x.item() for x in loss_and_kl_fn(candidate))
+            new_outputs = problem.outputs(candidate)
+            new_loss = problem.loss(new_outputs).item()
+            new_kl = problem.kl(old, new_outputs).item()
         if new_kl <= max_kl and new_loss < loss_before:
             return candidate, TRPOStepInfo(
                 True, fraction, loss_before, new_loss, new_kl, i + 1

@@ -202,7 +202,23 @@ TABLE_FIXES = [
     *((name, example) for name, (_, example) in config_module.INT_SETTINGS.items()),
     *((name, spec[-1]) for name, spec in config_module.FLOAT_SETTINGS.items()),
     *((name, choices[0]) for name, choices in config_module.CHOICE_SETTINGS.items()),
+    *((name, True) for name in config_module.BOOL_SETTINGS),
 ]
+
+
+@pytest.mark.parametrize("name", config_module.BOOL_SETTINGS)
+def test_switches_must_be_booleans(name):
+    config = local_config().training(**{name: "yes"})
+    with pytest.raises(ValueError, match=rf"`{name}` must be True or False, got 'yes'"):
+        config.validate()
+
+
+def test_keep_freed_memory_sets_glibc_thresholds_on_linux():
+    import sys
+
+    from rllib_maml import allocator
+
+    assert allocator.keep_freed_memory() is sys.platform.startswith("linux")
 
 
 @pytest.mark.parametrize("name, value", TABLE_FIXES)

@@ -128,3 +128,25 @@ def test_ppo_clip_loss_clips_the_ratio():
 )
 def test_adaptive_kl_coefficient_thresholds(kl, expected):
     assert F.update_kl_coeff(1.0, kl, kl_target=0.01) == expected
+
+
+@pytest.mark.parametrize(
+    "kl,product,width",
+    [
+        (F.diag_gaussian_kl, F.diag_gaussian_kl_hessian_product, 6),
+        (F.categorical_kl, F.categorical_kl_hessian_product, 5),
+    ],
+)
+def test_kl_hessian_products_match_second_derivatives_of_the_kl(kl, product, width):
+    """The closed-form Hessian of q -> KL(p || q) at q = p (TRPO's Fisher in the
+    distribution inputs) against autograd's second derivative of the KL."""
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(7, width, dtype=torch.float64, generator=g)
+    d = torch.randn(7, width, dtype=torch.float64, generator=g)
+
+    def summed(q):
+        return kl(p, q).sum()
+
+    _, expected = torch.func.jvp(torch.func.grad(summed), (p,), (d,))
+    assert expected.norm() > 1e-3
+    torch.testing.assert_close(product(p, d), expected, rtol=1e-10, atol=1e-12)

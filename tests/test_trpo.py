@@ -46,16 +46,21 @@ def quadratic_problem():
     return fisher, c, w0, loss_fn, kl_fn
 
 
-def jointly(loss_fn, kl_fn, grad_enabled: list | None = None):
-    """`trpo_step`'s `loss_and_kl_fn`; appends to `grad_enabled` whether
-    autograd was on at each call."""
+def as_problem(loss_fn, kl_fn, grad_enabled: list | None = None):
+    """A `TRPOProblem` whose outputs are the parameters `w` themselves (so the
+    Fisher is the KL's Hessian in `w`); appends to `grad_enabled` whether
+    autograd was on at each evaluation."""
 
-    def loss_and_kl_fn(p):
+    def outputs(p):
         if grad_enabled is not None:
             grad_enabled.append(torch.is_grad_enabled())
-        return loss_fn(p), kl_fn(p)
+        return p["w"]
 
-    return loss_and_kl_fn
+    return trpo.TRPOProblem(
+        outputs=outputs,
+        loss=lambda w: loss_fn({"w": w}),
+        kl=lambda old, w: kl_fn({"w": w}),
+    )
 
 
 def test_accepted_step_is_the_natural_gradient_on_the_kl_boundary():
@@ -66,7 +71,7 @@ def test_accepted_step_is_the_natural_gradient_on_the_kl_boundary():
     # is strict: KL <= max_kl).
     new, info = trpo.trpo_step(
         params,
-        jointly(loss_fn, kl_fn, grad_enabled),
+        as_problem(loss_fn, kl_fn, grad_enabled),
         max_kl=0.01,
         cg_iters=10,
         cg_damping=1e-9,
@@ -95,7 +100,7 @@ def test_line_search_backs_off_when_the_full_step_violates_the_constraint():
     params = {"w": w0.clone().requires_grad_(True)}
     new, info = trpo.trpo_step(
         params,
-        jointly(loss_fn, kl_fn),
+        as_problem(loss_fn, kl_fn),
         max_kl=0.01,
         cg_damping=0.0,
         backtrack_ratio=0.8,
@@ -122,7 +127,7 @@ def test_no_step_when_nothing_improves():
 
     params = {"w": w0.clone().requires_grad_(True)}
     new, info = trpo.trpo_step(
-        params, jointly(loss_fn, kl_fn), max_kl=0.01, line_search_steps=5
+        params, as_problem(loss_fn, kl_fn), max_kl=0.01, line_search_steps=5
     )
     assert not info.accepted and info.line_search_steps == 5
     torch.testing.assert_close(new["w"], w0)
