@@ -455,24 +455,24 @@ class MAMLTorchLearner(TorchLearner):
         config = self.config
         batch = MetaBatch.of(steps or self.iteration_data.steps)
         post = batch.padded[-1]
-        counts = post[F.MASK].sum(-1)
-
-        def task_mean(x: torch.Tensor) -> torch.Tensor:
-            return ((x * post[F.MASK]).sum(-1) / counts).mean()
 
         def outputs(params: F.Params) -> torch.Tensor:
             return self.meta_terms(params, batch, config)["post_inputs"]
 
         def loss(post_inputs: torch.Tensor) -> torch.Tensor:
             logp = self._logp(post_inputs, post[F.ACTIONS])
-            ratio = torch.exp(logp - post[F.BEHAVIOR_LOGP])
-            return -task_mean(ratio * post[F.ADVANTAGES])
+            return torch.func.vmap(F.ratio_loss)(
+                logp, post[F.BEHAVIOR_LOGP], post[F.ADVANTAGES], post[F.MASK]
+            ).mean()
 
         def kl(old: torch.Tensor, post_inputs: torch.Tensor) -> torch.Tensor:
-            return task_mean(self._kl(old, post_inputs))
+            return torch.func.vmap(F.masked_mean)(
+                self._kl(old, post_inputs), post[F.MASK]
+            ).mean()
 
-        # d kl / d o = the rows' weights in `task_mean` times the per-row KL's.
-        weights = (post[F.MASK] / counts.unsqueeze(-1) / len(batch.task_ids))[..., None]
+        # d kl / d o: each row's weight in those means times the per-row KL's.
+        counts = post[F.MASK].sum(-1, keepdim=True)
+        weights = (post[F.MASK] / counts / len(batch.task_ids))[..., None]
 
         def kl_hessian(old: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
             return weights * self.policy.kl_hessian_product(old, d)

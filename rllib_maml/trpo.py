@@ -9,10 +9,11 @@ The Fisher-vector product is the Gauss-Newton form of the KL's Hessian,
 `o(theta)` (through the inner steps) and `H_o` the KL's Hessian in those
 inputs at the old ones. At the old parameters, where the KL and its gradient in
 `o` vanish, this *is* the KL's Hessian in `theta`: the other term of the chain
-rule, `sum_i dKL/do_i * d^2 o_i / dtheta^2`, is zero. It needs one
-forward-mode and one reverse-mode pass through `o(theta)` per product instead of
-a reverse pass through the KL's gradient graph, whose third-order terms through
-the inner step are all multiplied by that zero.
+rule, `sum_i dKL/do_i * d^2 o_i / dtheta^2`, is zero. A product takes one
+backward pass through the graph of `u -> J^T u` (for `J v`) and one through
+`o(theta)`'s (for `J^T`), both built once per update, instead of a backward pass
+through the KL's gradient graph, whose third-order terms through the inner step
+are all multiplied by that zero.
 """
 
 from __future__ import annotations

@@ -25,6 +25,19 @@ def learner_with_one_adaptation(config, num_episodes: int):
     return learner
 
 
+def double_learner(learner):
+    """`learner` with its module and its adaptation data in float64."""
+    learner.module["default_policy"].double()
+    learner.iteration_data.steps = [
+        {
+            t: {k: v.double() if v.is_floating_point() else v for k, v in tb.items()}
+            for t, tb in step.items()
+        }
+        for step in learner.iteration_data.steps
+    ]
+    return learner
+
+
 def meta_loss_and_grad(learner, batch, names):
     loss = learner.meta_loss(batch)
     params = dict(learner.module["default_policy"].named_parameters())
@@ -42,21 +55,12 @@ def test_meta_gradient_matches_finite_differences(meta_gradient):
         # The value loss is part of the meta-loss with this baseline only.
         advantage_baseline="value_function",
     )
-    learner = learner_with_one_adaptation(config, num_episodes=2)
-
-    module = learner.module["default_policy"]
-    module.double()
-    batch = [
-        {
-            t: {k: v.double() if v.is_floating_point() else v for k, v in tb.items()}
-            for t, tb in step.items()
-        }
-        for step in learner.iteration_data.steps
-    ]
+    learner = double_learner(learner_with_one_adaptation(config, num_episodes=2))
+    batch = learner.iteration_data.steps
     # One policy weight matrix (moves through the inner step) and the value head.
     names = [learner.policy_param_names[0], "vf.net.mlp.0.weight"]
     _, grads = meta_loss_and_grad(learner, batch, names)
-    params = dict(module.named_parameters())
+    params = dict(learner.module["default_policy"].named_parameters())
     rng = np.random.default_rng(0)
     eps = 1e-5
     for name, grad in zip(names, grads):
@@ -74,18 +78,6 @@ def test_meta_gradient_matches_finite_differences(meta_gradient):
             fd = (up - down) / (2 * eps)
             if meta_gradient == "second_order" or name.startswith("vf"):
                 assert grad[idx].item() == pytest.approx(fd, rel=1e-5, abs=1e-8)
-
-
-def double_learner(learner):
-    learner.module["default_policy"].double()
-    learner.iteration_data.steps = [
-        {
-            t: {k: v.double() if v.is_floating_point() else v for k, v in tb.items()}
-            for t, tb in step.items()
-        }
-        for step in learner.iteration_data.steps
-    ]
-    return learner
 
 
 def kl_of_params(problem, theta):
