@@ -35,6 +35,8 @@ SECTIONS = (
     "checkpointing",
 )
 STOP_KEYS = ("training_iteration", "num_env_steps_sampled_lifetime")
+# `--algo`: (algorithm class, config class, display name) in `rllib_maml`.
+ALGOS = {"maml": ("MAML", "MAMLConfig", "MAML"), "rl2": ("RL2", "RL2Config", "RL²")}
 VERBOSE_HELP = "also show Ray's start-up notices (hidden by default)"
 
 
@@ -43,12 +45,19 @@ class CLIError(Exception):
 
 
 # ---------------------------------------------------------------- settings
-def section_keys(section: str) -> set[str]:
-    """The keyword arguments `MAMLConfig.<section>(...)` accepts."""
-    from rllib_maml import MAMLConfig
+def algo_classes(algo: str = "maml") -> tuple[type, type, str]:
+    """(algorithm class, config class, display name) of `--algo`."""
+    import rllib_maml
 
+    algo_name, config_name, display = ALGOS[algo]
+    return getattr(rllib_maml, algo_name), getattr(rllib_maml, config_name), display
+
+
+def section_keys(section: str, algo: str = "maml") -> set[str]:
+    """The keyword arguments `<Algo>Config.<section>(...)` accepts."""
+    _, config_cls, _ = algo_classes(algo)
     keys: set[str] = set()
-    for cls in MAMLConfig.__mro__:
+    for cls in config_cls.__mro__:
         if section in vars(cls):
             for name, param in inspect.signature(vars(cls)[section]).parameters.items():
                 if param.kind == param.KEYWORD_ONLY:
@@ -56,14 +65,14 @@ def section_keys(section: str) -> set[str]:
     return keys
 
 
-def parse_setting(text: str, flag: str) -> tuple[str, str, Any]:
+def parse_setting(text: str, flag: str, algo: str = "maml") -> tuple[str, str, Any]:
     """`section.key=value` (or `key=value` if one section has that key)."""
     if "=" not in text:
         raise CLIError(
             f"{flag} {text!r}: expected KEY=VALUE, e.g. training.inner_lr=0.05"
         )
     key, raw = text.split("=", 1)
-    section, name = resolve_key(key.strip(), flag)
+    section, name = resolve_key(key.strip(), flag, algo)
     try:
         value = yaml.safe_load(raw) if raw else None
     except yaml.YAMLError as e:
@@ -71,7 +80,7 @@ def parse_setting(text: str, flag: str) -> tuple[str, str, Any]:
     return section, name, value
 
 
-def resolve_key(key: str, flag: str) -> tuple[str, str]:
+def resolve_key(key: str, flag: str, algo: str = "maml") -> tuple[str, str]:
     if "." in key:
         section, name = key.split(".", 1)
         if section not in SECTIONS:
@@ -79,13 +88,14 @@ def resolve_key(key: str, flag: str) -> tuple[str, str]:
                 f"unknown setting {key!r} in {flag}: no section {section!r}; sections "
                 f"are {', '.join(SECTIONS)}."
             )
-        if name not in section_keys(section):
+        if name not in section_keys(section, algo):
             raise CLIError(
-                f"unknown setting {key!r} in {flag}: `MAMLConfig.{section}()` has no "
-                f"argument {name!r}."
+                f"unknown setting {key!r} in {flag}: "
+                f"`{algo_classes(algo)[1].__name__}.{section}()` has no argument "
+                f"{name!r}."
             )
         return section, name
-    owners = [s for s in SECTIONS if key in section_keys(s)]
+    owners = [s for s in SECTIONS if key in section_keys(s, algo)]
     if len(owners) != 1:
         why = "no section has it" if not owners else f"it is in {', '.join(owners)}"
         raise CLIError(
@@ -103,9 +113,14 @@ def load_yaml(path: str) -> dict:
         raise CLIError(f"--config {path!r}: {e.strerror}.") from e
     except yaml.YAMLError as e:
         raise CLIError(f"--config {path!r}: not valid YAML ({e}).") from e
-    if not isinstance(spec, dict) or not set(spec) <= {"env", "stop", "config"}:
+    if not isinstance(spec, dict) or not set(spec) <= {"algo", "env", "stop", "config"}:
         raise CLIError(
-            f"--config {path!r}: expected a mapping with keys env, stop, config."
+            f"--config {path!r}: expected a mapping with keys algo, env, stop, config."
+        )
+    if spec.get("algo", "maml") not in ALGOS:
+        raise CLIError(
+            f"--config {path!r}: `algo` must be one of {sorted(ALGOS)}, got "
+            f"{spec['algo']!r}."
         )
     sections = spec.get("config") or {}
     if not isinstance(sections, dict) or not all(
@@ -121,21 +136,27 @@ def load_yaml(path: str) -> dict:
 
 
 def build_config(args) -> tuple[Any, dict, dict[tuple[str, str], list]]:
-    """(MAMLConfig, stop criteria, grid values) from --config, --set, flags."""
-    from rllib_maml import MAMLConfig
-
+    """(config, stop criteria, grid values) from --algo, --config, --set, flags."""
     spec = load_yaml(args.config) if args.config else {}
+    given = getattr(args, "algo", None)
+    if given and spec.get("algo", given) != given:
+        raise CLIError(
+            f"--algo {given} but --config {args.config!r} is for {spec['algo']}; "
+            "leave out --algo or use a config of that algorithm."
+        )
+    algo = args.algo = given or spec.get("algo") or "maml"
+    _, config_cls, _ = algo_classes(algo)
     settings: dict[str, dict[str, Any]] = {}
     for section, values in (spec.get("config") or {}).items():
         for key, value in (values or {}).items():
-            resolve_key(f"{section}.{key}", "--config")
+            resolve_key(f"{section}.{key}", "--config", algo)
             settings.setdefault(section, {})[key] = value
     for text in args.set or []:
-        section, key, value = parse_setting(text, "--set")
+        section, key, value = parse_setting(text, "--set", algo)
         settings.setdefault(section, {})[key] = value
     grid = {}
     for text in args.grid or []:
-        section, key, value = parse_setting(text, "--grid")
+        section, key, value = parse_setting(text, "--grid", algo)
         if isinstance(value, str) and "," in value:  # training.inner_lr=0.05,0.1
             value = [yaml.safe_load(v) for v in value.split(",")]
         grid[(section, key)] = value if isinstance(value, list) else [value]
@@ -144,7 +165,7 @@ def build_config(args) -> tuple[Any, dict, dict[tuple[str, str], list]]:
     if args.seed is not None:
         settings.setdefault("debugging", {})["seed"] = args.seed
 
-    config = MAMLConfig().environment(args.env or spec.get("env") or DEFAULT_ENV)
+    config = config_cls().environment(args.env or spec.get("env") or DEFAULT_ENV)
     for section, kwargs in settings.items():
         getattr(config, section)(**kwargs)
     stop = dict(spec.get("stop") or {})
@@ -178,7 +199,12 @@ def _progress_row(result: dict) -> dict:
         {
             k: v
             for k, v in flat.items()
-            if k.startswith("env_runners/episode_return_mean_adapt_")
+            if k.startswith(
+                (
+                    "env_runners/episode_return_mean_adapt_",
+                    "env_runners/episode_return_mean_episode_",
+                )
+            )
         }
     )
     return row
@@ -221,7 +247,8 @@ def cmd_train(args) -> int:
     algo = config.build_algo()
     os.makedirs(checkpoint_dir, exist_ok=True)
     progress_path = os.path.join(checkpoint_dir, "progress.csv")
-    print(f"Training MAML on {config.env}; stop at {stop}.", flush=True)
+    display = algo_classes(args.algo)[2]
+    print(f"Training {display} on {config.env}; stop at {stop}.", flush=True)
     print(HEADER, flush=True)
     writer = None
     try:
@@ -254,8 +281,9 @@ def _train_with_tune(args, config, stop, grid, storage) -> int:
     import ray
     from ray import tune
 
-    from rllib_maml import MAML
-    from rllib_maml.progress import post_adaptation_return
+    from rllib_maml.progress import post_adaptation_return, pre_adaptation_return
+
+    algo_cls = algo_classes(args.algo)[0]
 
     need = getattr(config, "num_cpus_for_main_process", 1) + (
         config.num_env_runners * config.num_cpus_per_env_runner
@@ -271,7 +299,7 @@ def _train_with_tune(args, config, stop, grid, storage) -> int:
     for (section, key), values in grid.items():
         getattr(config, section)(**{key: tune.grid_search(values)})
     tuner = tune.Tuner(
-        MAML,
+        algo_cls,
         param_space=config,
         tune_config=tune.TuneConfig(num_samples=args.num_samples),
         run_config=tune.RunConfig(
@@ -293,7 +321,7 @@ def _train_with_tune(args, config, stop, grid, storage) -> int:
         settings = {f"{s}.{k}": m["config"].get(k) for s, k in grid}
         print(
             f"{os.path.basename(result.path):<40} "
-            f"{m['env_runners']['episode_return_mean']:>11.2f} "
+            f"{pre_adaptation_return(m):>11.2f} "
             f"{post_adaptation_return(m):>11.2f}  {settings}"
         )
     print(f"Results and checkpoints: {os.path.join(storage, 'rllib-maml')}")
@@ -303,14 +331,16 @@ def _train_with_tune(args, config, stop, grid, storage) -> int:
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
     import ray
+    from ray.rllib.algorithms.algorithm import Algorithm
 
     from rllib_maml import MAML
     from rllib_maml.baselines import module_state_from_checkpoint
-    from rllib_maml.evaluation import METHODS, evaluate_with_baselines, write_report
+    from rllib_maml.evaluation import BASELINES, evaluate_with_baselines, write_report
+    from rllib_maml.rl2 import RL2Policy
 
     init_kwargs = ray_init_kwargs(args)
     baselines = tuple(b for b in args.baselines.split(",") if b)
-    valid = METHODS[1:]
+    valid = BASELINES
     bad = [b for b in baselines if b not in valid]
     if bad:
         raise CLIError(f"--baselines: unknown {bad}; choose from {','.join(valid)}.")
@@ -321,12 +351,26 @@ def cmd_evaluate(args) -> int:
         ("--checkpoint", args.checkpoint),
         ("--pretrained-checkpoint", args.pretrained_checkpoint),
         ("--oracle-checkpoint", args.oracle_checkpoint),
+        ("--rl2-checkpoint", args.rl2_checkpoint),
     ):
         if path and not os.path.isdir(path):
             raise CLIError(f"{flag} {path!r}: no such checkpoint directory.")
     ray.init(log_to_driver=False, **init_kwargs)
-    algo = MAML.from_checkpoint(os.path.abspath(args.checkpoint))
+    # Any algorithm's checkpoint loads; the checks below name a wrong one.
+    algo = Algorithm.from_checkpoint(os.path.abspath(args.checkpoint))
     try:
+        if not isinstance(algo, MAML):
+            raise CLIError(
+                f"--checkpoint {args.checkpoint!r} is a {type(algo).__name__} "
+                "checkpoint, not MAML's. Pass a MAML checkpoint as --checkpoint "
+                "and an RL² one as --rl2-checkpoint."
+            )
+        rl2 = None
+        if args.rl2_checkpoint:  # only its policy: no second set of runners
+            try:
+                rl2 = RL2Policy.from_checkpoint(os.path.abspath(args.rl2_checkpoint))
+            except ValueError as e:
+                raise CLIError(f"--rl2-checkpoint: {e}") from e
         report = evaluate_with_baselines(
             algo,
             num_tasks=args.tasks,
@@ -347,6 +391,7 @@ def cmd_evaluate(args) -> int:
             oracle_env=args.oracle_env,
             baseline_iterations=args.baseline_iters,
             checkpoint=os.path.abspath(args.checkpoint),
+            rl2=rl2,
             log=lambda line: print(line, flush=True),
         )
     finally:
@@ -398,10 +443,17 @@ def make_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="meta-train MAML (one run, or a Tune sweep)",
-        description="Meta-trains MAML with a progress line per iteration; "
+        help="meta-train MAML or RL² (one run, or a Tune sweep)",
+        description="Meta-trains MAML (or RL² with --algo rl2) with a progress "
+        "line per iteration; "
         "checkpoints and progress.csv go to --checkpoint-dir. With --grid or "
         "--num-samples > 1 it runs a Tune sweep instead.",
+    )
+    train.add_argument(
+        "--algo",
+        choices=sorted(ALGOS),
+        help="maml (default) or rl2 (RL², recurrent PPO over trials); default: "
+        "the --config file's `algo`, else maml",
     )
     train.add_argument("--env", help=f"registered meta env (default: {DEFAULT_ENV})")
     train.add_argument("--config", help="YAML file with env, stop and config sections")
@@ -463,6 +515,10 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pretrained-checkpoint", help="use this policy instead")
     evaluate.add_argument("--oracle-checkpoint", help="use this policy instead")
     evaluate.add_argument("--oracle-env", help="oracle env (default: shipped variant)")
+    evaluate.add_argument(
+        "--rl2-checkpoint",
+        help="also evaluate this RL² checkpoint (same env) on the same tasks",
+    )
     evaluate.add_argument("--address", help="Ray cluster to attach to")
     evaluate.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     evaluate.set_defaults(func=cmd_evaluate)

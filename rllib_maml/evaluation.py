@@ -13,6 +13,12 @@ Methods:
   meta-learning (multi-task PPO, see `rllib_maml.baselines`).
 - `oracle`: a policy trained on the oracle env (the task in the observation),
   evaluated on the oracle env: the upper bound.
+- `rl2`: an RL² policy (`rllib_maml.rl2`), one trial per held-out task; its
+  returns are those of the trial's episodes 1..N, not of inner steps.
+
+All methods share one axis, `experience_episodes`: the episodes of experience
+on the task before the evaluated ones (MAML after k inner steps: k x
+`episodes_per_task`; RL²'s episode n: n - 1).
 
 The report (`evaluate_with_baselines`) is a dict; `write_report` saves it as
 `evaluation.json` (schema: `REPORT_SCHEMA` below), `evaluation.md` and
@@ -36,7 +42,8 @@ from rllib_maml.sampling import derive_seed
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-METHODS = ("maml", "random", "pretrained", "oracle")
+METHODS = ("maml", "random", "pretrained", "oracle", "rl2")
+BASELINES = ("random", "pretrained", "oracle")
 # Held-out tasks come from a task RNG seeded apart from training's (which is
 # seeded with `config.seed`), so for continuous task distributions they are
 # disjoint from every training draw.
@@ -66,6 +73,9 @@ METHOD_SCHEMA: dict[str, type | tuple] = {
     "task_returns": list,  # [num_tasks][adaptation_steps + 1]
     "source": str,  # where the policy came from
 }
+# Written by this version; `rl2` entries must have it (their width is the
+# trial's episodes, not `adaptation_steps + 1`).
+OPTIONAL_METHOD_KEYS: dict[str, type | tuple] = {"experience_episodes": list}
 
 
 def heldout_tasks(algo, num_tasks: int, seed: int):
@@ -126,8 +136,11 @@ def adaptation_returns(
             call(lambda learner: learner.set_module_state(saved))
 
 
-def summarize(returns: np.ndarray, env: str, source: str) -> dict[str, Any]:
-    """One method's entry of the report."""
+def summarize(
+    returns: np.ndarray, env: str, source: str, experience_episodes: list[int]
+) -> dict[str, Any]:
+    """One method's entry of the report; `returns` is [tasks, points] with
+    `experience_episodes[j]` episodes on the task before point j."""
     n = returns.shape[0]
     std = returns.std(axis=0, ddof=1) if n > 1 else np.zeros(returns.shape[1])
     return {
@@ -137,6 +150,7 @@ def summarize(returns: np.ndarray, env: str, source: str) -> dict[str, Any]:
         "return_sem": (std / np.sqrt(n)).tolist(),
         "task_returns": returns.tolist(),
         "source": source,
+        "experience_episodes": [int(e) for e in experience_episodes],
     }
 
 
@@ -153,9 +167,11 @@ def evaluate_with_baselines(
     oracle_env: str | None = None,
     baseline_iterations: int = 50,
     checkpoint: str | None = None,
+    rl2=None,
     log: Callable[[str], None] = logger.info,
 ) -> dict[str, Any]:
-    """Evaluates MAML and the baselines on the same held-out tasks.
+    """Evaluates MAML, the baselines and (optionally) RL² on the same
+    held-out tasks.
 
     Args:
         algo: a built MAML algorithm (trained, or restored from a checkpoint).
@@ -171,26 +187,38 @@ def evaluate_with_baselines(
         oracle_env: the oracle env's registered name; default: the shipped
             env's `...Oracle-v0` variant.
         checkpoint: recorded in the report.
+        rl2: an RL² algorithm or `rllib_maml.rl2.RL2Policy` on the same env:
+            one trial per held-out task (method `rl2`).
         log: called with a line of progress per method.
     """
     from rllib_maml import baselines as bl
 
-    unknown = sorted(set(baselines) - set(METHODS[1:]))
+    unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
-        raise ValueError(
-            f"Unknown baseline(s) {unknown}; choose from {list(METHODS[1:])}."
-        )
+        raise ValueError(f"Unknown baseline(s) {unknown}; choose from {BASELINES}.")
     config = algo.config
+    if rl2 is not None and not hasattr(rl2, "module_state"):
+        rl2 = rl2.policy()  # an RL2 algorithm
+    if rl2 is not None and str(rl2.config.env) != str(config.env):
+        raise ValueError(
+            f"The RL² policy's env {rl2.config.env!r} is not MAML's "
+            f"{config.env!r}; both must be evaluated on the same held-out tasks. "
+            "Pass an RL² checkpoint trained on the same env."
+        )
     if "oracle" in baselines:  # before any work: a custom env may have none
         oracle_env = oracle_env or bl.oracle_env_name(config.env)
     episodes = episodes_per_task or config.episodes_per_task
     tasks = heldout_tasks(algo, num_tasks, seed)
     run = dict(tasks=tasks, num_steps=num_steps, episodes_per_task=episodes, seed=seed)
+    experience = [k * episodes for k in range(num_steps + 1)]
     methods: dict[str, dict] = {}
 
     log(f"Evaluating maml on {num_tasks} held-out tasks, {num_steps} steps ...")
     methods["maml"] = summarize(
-        adaptation_returns(algo, **run), config.env, checkpoint or "algorithm"
+        adaptation_returns(algo, **run),
+        config.env,
+        checkpoint or "algorithm",
+        experience,
     )
     if "random" in baselines:
         log("Evaluating random init ...")
@@ -199,6 +227,7 @@ def evaluate_with_baselines(
             adaptation_returns(algo, module_state=state, **run),
             config.env,
             f"fresh module, torch seed {seed}",
+            experience,
         )
 
     def given_or_trained(name: str, state: dict | None, env) -> tuple[dict, str]:
@@ -214,7 +243,10 @@ def evaluate_with_baselines(
         state, source = given_or_trained("pretrained", pretrained_state, config.env)
         log("Evaluating pretrained ...")
         methods["pretrained"] = summarize(
-            adaptation_returns(algo, module_state=state, **run), config.env, source
+            adaptation_returns(algo, module_state=state, **run),
+            config.env,
+            source,
+            experience,
         )
     if "oracle" in baselines:
         oracle_state, source = given_or_trained("oracle", oracle_state, oracle_env)
@@ -225,9 +257,19 @@ def evaluate_with_baselines(
                 adaptation_returns(oracle_algo, module_state=oracle_state, **run),
                 oracle_env,
                 source,
+                experience,
             )
         finally:
             oracle_algo.stop()
+    if rl2 is not None:
+        trials = rl2.config.episodes_per_trial
+        log(f"Evaluating rl2 ({trials} episodes per trial) ...")
+        methods["rl2"] = summarize(
+            rl2.trial_returns(tasks, seed=derive_seed(seed, HELDOUT_SEED_OFFSET)),
+            str(rl2.config.env),
+            f"RL², {trials} episodes per trial",
+            list(range(trials)),
+        )
 
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -274,11 +316,22 @@ def check_report(report: dict[str, Any]) -> None:
     check(
         report, {k: v for k, v in OPTIONAL_REPORT_KEYS.items() if k in report}, "report"
     )
-    width = report["adaptation_steps"] + 1
     for name, entry in report["methods"].items():
         if name not in METHODS:
             raise ValueError(f"report: unknown method {name!r}.")
         check(entry, METHOD_SCHEMA, f"methods[{name!r}]")
+        where = f"methods[{name!r}]"
+        check(
+            entry, {k: v for k, v in OPTIONAL_METHOD_KEYS.items() if k in entry}, where
+        )
+        if name == "rl2" and "experience_episodes" not in entry:
+            raise ValueError(f"{where}: missing key 'experience_episodes'.")
+        width = len(experience_episodes(report, name))
+        if name != "rl2" and width != report["adaptation_steps"] + 1:
+            raise ValueError(
+                f"{where}['experience_episodes'] needs "
+                f"{report['adaptation_steps'] + 1} values."
+            )
         for key in ("return_mean", "return_std", "return_sem"):
             if len(entry[key]) != width:
                 raise ValueError(f"methods[{name!r}][{key!r}] needs {width} values.")
@@ -289,6 +342,16 @@ def check_report(report: dict[str, Any]) -> None:
                 f"methods[{name!r}]['task_returns'] must be "
                 f"[{report['num_tasks']}][{width}]."
             )
+
+
+def experience_episodes(report: dict[str, Any], method: str) -> list[int]:
+    """Episodes on the task before each of `method`'s returns (reports from
+    before this key: inner steps x `episodes_per_task`)."""
+    entry = report["methods"][method]
+    if "experience_episodes" in entry:
+        return entry["experience_episodes"]
+    steps = range(report["adaptation_steps"] + 1)
+    return [k * report["episodes_per_task"] for k in steps]
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -309,12 +372,42 @@ def markdown_table(report: dict[str, Any]) -> str:
         "|---|" + "---:|" * len(steps),
     ]
     for name, entry in report["methods"].items():
+        if name == "rl2":
+            continue
         cells = [
             f"{m:.2f} ± {s:.2f}"
             for m, s in zip(entry["return_mean"], entry["return_sem"], strict=True)
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "rl2" in report["methods"]:
+        lines += ["", *_experience_table(report)]
     return "\n".join(lines) + "\n"
+
+
+def _experience_table(report: dict[str, Any]) -> list[str]:
+    """All methods by episodes of experience on the task (RL² included)."""
+    points = sorted(
+        {e for name in report["methods"] for e in experience_episodes(report, name)}
+    )
+    lines = [
+        "By episodes of experience on the task before the evaluated episodes "
+        "(MAML: inner steps x episodes per task; RL²: earlier episodes of the "
+        "trial):",
+        "",
+        "| method | " + " | ".join(str(e) for e in points) + " |",
+        "|---|" + "---:|" * len(points),
+    ]
+    for name, entry in report["methods"].items():
+        at = dict(
+            zip(
+                experience_episodes(report, name),
+                zip(entry["return_mean"], entry["return_sem"], strict=True),
+                strict=True,
+            )
+        )
+        cells = [f"{at[e][0]:.2f} ± {at[e][1]:.2f}" if e in at else "" for e in points]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(report: dict[str, Any], output_dir: str) -> dict[str, str]:

@@ -23,15 +23,23 @@ def _pyplot():
 
 
 def plot_adaptation(report: dict[str, Any], path: str) -> str:
-    """Return vs number of inner steps, one line per method (± standard error)."""
+    """Return vs number of inner steps, one line per method (± standard error).
+    With RL² in the report: vs episodes of experience on the task."""
+    from rllib_maml.evaluation import experience_episodes
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    by_experience = "rl2" in report["methods"]
     steps = list(range(report["adaptation_steps"] + 1))
     for name, entry in report["methods"].items():
         mean, sem = entry["return_mean"], entry["return_sem"]
-        ax.errorbar(steps, mean, yerr=sem, marker="o", capsize=3, label=name)
-    ax.set_xticks(steps)
-    ax.set_xlabel("inner gradient steps")
+        x = experience_episodes(report, name) if by_experience else steps
+        ax.errorbar(x, mean, yerr=sem, marker="o", capsize=3, label=name)
+    if by_experience:
+        ax.set_xlabel("episodes of experience on the task")
+    else:
+        ax.set_xticks(steps)
+        ax.set_xlabel("inner gradient steps")
     ax.set_ylabel("average return")
     ax.set_title(f"{report['env']}: {report['num_tasks']} held-out tasks")
     ax.legend()

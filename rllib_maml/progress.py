@@ -1,4 +1,4 @@
-"""Readable progress lines from MAML result dicts."""
+"""Readable progress lines from MAML and RL² result dicts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_maml.maml import ADAPTATION_DELTA, episode_return_mean_adapt_key
+from rllib_maml.rl2 import episode_return_key
 
 HEADER = (
     f"{'iter':>5} {'pre-adapt':>11} {'post-adapt':>11} {'delta':>9} "
@@ -18,22 +19,34 @@ HEADER = (
 )
 
 
-def post_adaptation_return(result: dict[str, Any]) -> float:
-    """Mean return after the last inner step (the highest `_adapt_<k>` key)."""
+def pre_adaptation_return(result: dict[str, Any]) -> float:
+    """MAML: the meta-policy's mean return. RL²: a trial's first episode."""
     runners = result[ENV_RUNNER_RESULTS]
-    step = 1
-    while episode_return_mean_adapt_key(step + 1) in runners:
-        step += 1
-    return runners[episode_return_mean_adapt_key(step)]
+    if episode_return_key(1) in runners:
+        return runners[episode_return_key(1)]
+    return runners.get(EPISODE_RETURN_MEAN, float("nan"))
+
+
+def post_adaptation_return(result: dict[str, Any]) -> float:
+    """MAML: mean return after the last inner step (the highest `_adapt_<k>`
+    key). RL²: a trial's last episode (the highest `_episode_<n>` key)."""
+    runners = result[ENV_RUNNER_RESULTS]
+    for key in (episode_return_mean_adapt_key, episode_return_key):
+        if key(1) in runners:
+            n = 1
+            while key(n + 1) in runners:
+                n += 1
+            return runners[key(n)]
+    return float("nan")
 
 
 def progress_line(result: dict[str, Any]) -> str:
     """One line: iteration, pre/post-adaptation return, delta, env steps, seconds."""
     return (
         f"{result['training_iteration']:>5d} "
-        f"{result[ENV_RUNNER_RESULTS][EPISODE_RETURN_MEAN]:>11.2f} "
+        f"{pre_adaptation_return(result):>11.2f} "
         f"{post_adaptation_return(result):>11.2f} "
-        f"{result[ADAPTATION_DELTA]:>+9.2f} "
+        f"{result.get(ADAPTATION_DELTA, float('nan')):>+9.2f} "
         f"{int(result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME]):>11d} "
         f"{result['time_total_s']:>8.1f}"
     )

@@ -125,10 +125,35 @@ def test_train_evaluate_plot(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "post-adapt" in out.stdout and os.path.isdir(run_dir / "checkpoint")
 
+    rl2_dir = tmp_path / "rl2"
+    out = run_cli(
+        "train",
+        "--algo",
+        "rl2",
+        "--env",
+        "rllib_maml/Navigation2D-v0",
+        "--stop-iters",
+        "1",
+        "--set",
+        "environment.env_config={horizon: 100}",
+        "--set",
+        "training.train_batch_size_per_learner=400",
+        "--set",
+        "training.minibatch_size=200",
+        "--set",
+        "env_runners.num_env_runners=1",
+        "--checkpoint-dir",
+        str(rl2_dir),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Training RL² on" in out.stdout and os.path.isdir(rl2_dir / "checkpoint")
+
     out = run_cli(
         "evaluate",
         "--checkpoint",
         str(run_dir / "checkpoint"),
+        "--rl2-checkpoint",
+        str(rl2_dir / "checkpoint"),
         "--tasks",
         "2",
         "--steps",
@@ -143,9 +168,12 @@ def test_train_evaluate_plot(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     with open(eval_dir / "evaluation.json", encoding="utf-8") as f:
         report = json.load(f)
-    assert set(report["methods"]) == {"maml", "random", "pretrained", "oracle"}
-    for entry in report["methods"].values():
-        assert len(entry["return_mean"]) == 3
+    assert set(report["methods"]) == {"maml", "random", "pretrained", "oracle", "rl2"}
+    for name, entry in report["methods"].items():
+        expected = [0, 1] if name == "rl2" else [0, 2, 4]
+        assert entry["experience_episodes"] == expected
+        assert len(entry["return_mean"]) == len(expected)
+    assert "| rl2 |" in (eval_dir / "evaluation.md").read_text()
     assert report["methods"]["oracle"]["env"].endswith("Navigation2DOracle-v0")
     assert "| oracle |" in (eval_dir / "evaluation.md").read_text()
     assert_png(eval_dir / "adaptation.png")

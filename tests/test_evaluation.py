@@ -123,6 +123,14 @@ def _small_report():
         (lambda r: r["methods"].update(ppo=r["methods"]["maml"]), "unknown method"),
         (lambda r: r.update(num_tasks="2"), "'num_tasks' is str"),
         (lambda r: r.update(advantage_baseline=1), "'advantage_baseline' is int"),
+        (
+            lambda r: r["methods"].update(rl2=dict(r["methods"]["maml"])),
+            "missing key 'experience_episodes'",
+        ),
+        (
+            lambda r: r["methods"]["maml"].update(experience_episodes=[0]),
+            "needs 2 values",
+        ),
     ],
 )
 def test_report_schema_is_checked(break_it, match):
@@ -140,6 +148,24 @@ def test_markdown_table_lists_each_method_and_step():
     table = markdown_table({**_small_report(), "advantage_baseline": "linear"})
     assert "inner lr 0.1, linear baseline, seed 0." in table
     assert "| maml | -2.00 ± 0.35 | -1.00 ± 0.35 |" in table
+
+
+def test_rl2_joins_the_report_on_the_experience_axis():
+    report = _small_report()
+    report["methods"]["rl2"] = {
+        **report["methods"]["maml"],
+        "return_mean": [-3.0, -1.5, -0.5],
+        "return_std": [0.1] * 3,
+        "return_sem": [0.07] * 3,
+        "task_returns": [[-3.0, -1.5, -0.5]] * 2,
+        "experience_episodes": [0, 1, 2],
+    }
+    check_report(report)
+    table = markdown_table(report)
+    # MAML's returns after k steps sit at k x episodes_per_task (3) episodes.
+    assert "| method | 0 | 1 | 2 | 3 |" in table
+    assert "| maml | -2.00 ± 0.35 |  |  | -1.00 ± 0.35 |" in table
+    assert "| rl2 | -3.00 ± 0.07 | -1.50 ± 0.07 | -0.50 ± 0.07 |  |" in table
 
 
 @pytest.mark.integration

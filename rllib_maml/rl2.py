@@ -1,0 +1,409 @@
+"""RL² (Duan et al. 2016, "RL²: Fast Reinforcement Learning via Slow
+Reinforcement Learning"; Wang et al. 2016) on RLlib's new API stack.
+
+A recurrent policy adapts to a task in its hidden state. It is trained with
+RLlib's PPO over *trials*: a trial samples one task and keeps it for
+`episodes_per_trial` episodes, and the policy's state is carried across the
+episodes of a trial and reset only between trials.
+
+How the pieces map onto RLlib:
+- `TrialEnv` wraps the user's meta env (the task API of `rllib_maml.MetaEnv`):
+  one gymnasium episode of it is one trial. An inner episode's end resets the
+  inner env but does not end the trial, so RLlib's episode (and the recurrent
+  state it carries) spans the trial. The observation gets one more entry, 1.0
+  on the first step after an inner episode ended, else 0.0.
+- Previous action and previous reward come from RLlib's own
+  `PrevActionsPrevRewards` connector (extended here to continuous actions),
+  followed by `FlattenObservations`.
+- The policy is RLlib's default PPO module with `use_lstm=True`.
+- Value bootstrapping: the trial is the episode (as in the RL² paper). At an
+  inner-episode boundary GAE goes on into the next inner episode, discounted
+  by `gamma` like any other step; only the trial's own end is a terminal (or
+  a truncation, bootstrapped by RLlib, if the last inner episode was
+  truncated).
+
+Results: `env_runners/episode_return_mean_episode_<n>` is the mean return of
+the n-th inner episode of the trials that ended, and `adaptation_delta` is
+episode N's mean minus episode 1's, as for MAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.spaces import Box, Discrete
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import NotProvided
+from ray.rllib.algorithms.ppo import PPO, PPOConfig
+from ray.rllib.connectors.env_to_module import FlattenObservations
+from ray.rllib.connectors.env_to_module import (
+    PrevActionsPrevRewards as RLlibPrevActionsPrevRewards,
+)
+from ray.rllib.env.env_context import EnvContext
+from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
+from ray.util import log_once
+
+from rllib_maml.envs.base import check_meta_env, sample_tasks_checked
+
+logger = logging.getLogger(__name__)
+
+ADAPTATION_DELTA = "adaptation_delta"
+# The returns of a trial's inner episodes, in the info of its last step.
+TRIAL_RETURNS_INFO_KEY = "rl2_trial_returns"
+# `env_config` key: a list of tasks the trials take in order (evaluation on
+# held-out tasks) instead of sampling them.
+TRIAL_TASKS_KEY = "rl2_trial_tasks"
+
+
+def episode_return_key(n: int) -> str:
+    """Result key (under `env_runners`) of the mean return of inner episode n."""
+    return f"episode_return_mean_episode_{n}"
+
+
+class TrialEnv(gym.Wrapper):
+    """A meta env's trials: one task for `episodes_per_trial` episodes.
+
+    Args:
+        env: a meta env (`sample_tasks`, `set_task`, `get_task`) with a 1-D
+            `Box` observation space.
+        episodes_per_trial: inner episodes per trial.
+        tasks: if given, trial k uses `tasks[k % len(tasks)]` instead of a
+            sampled task (evaluation on fixed tasks).
+    """
+
+    def __init__(
+        self, env: gym.Env, episodes_per_trial: int, tasks: list | None = None
+    ):
+        check_meta_env(env)
+        check_trial_observation_space(env.observation_space, env)
+        super().__init__(env)
+        self.episodes_per_trial = int(episodes_per_trial)
+        space = env.observation_space
+        self.observation_space = Box(
+            low=np.append(space.low, 0.0).astype(np.float32),
+            high=np.append(space.high, 1.0).astype(np.float32),
+            dtype=np.float32,
+        )
+        self._tasks = list(tasks) if tasks is not None else None
+        self._trials = 0
+        self._inner_episode = 0
+        self._returns: list[float] = []
+
+    def _observation(self, obs, inner_episode_ended: bool) -> np.ndarray:
+        flag = 1.0 if inner_episode_ended else 0.0
+        return np.append(np.asarray(obs, np.float32).ravel(), flag).astype(np.float32)
+
+    @override(gym.Wrapper)
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:  # seeds the task draws (the env's `np_random`)
+            self.env.reset(seed=seed)
+        if self._tasks is not None:
+            task = self._tasks[self._trials % len(self._tasks)]
+        else:
+            (task,) = sample_tasks_checked(self.env, 1)
+        self._trials += 1
+        self.env.get_wrapper_attr("set_task")(task)
+        self._inner_episode = 0
+        self._returns = [0.0]
+        obs, info = self.env.reset(options=options)
+        return self._observation(obs, False), info
+
+    @override(gym.Wrapper)
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._returns[-1] += float(reward)
+        if not (terminated or truncated):
+            return self._observation(obs, False), reward, False, False, info
+        self._inner_episode += 1
+        info = {**info, "rl2_inner_episode": self._inner_episode}
+        if self._inner_episode >= self.episodes_per_trial:
+            info[TRIAL_RETURNS_INFO_KEY] = list(self._returns)
+            return self._observation(obs, True), reward, terminated, truncated, info
+        # The trial goes on: the next inner episode starts on the same task.
+        self._returns.append(0.0)
+        obs, _ = self.env.reset()
+        return self._observation(obs, True), reward, False, False, info
+
+
+def check_trial_observation_space(space: gym.Space, env: Any) -> None:
+    if not (isinstance(space, Box) and len(space.shape) == 1):
+        raise TypeError(
+            f"RL² needs a 1-D `Box` observation space (it appends an "
+            f"inner-episode-ended flag), env {env!r} has {space}. Flatten the "
+            "observations with a gymnasium wrapper in your env creator."
+        )
+
+
+class PrevActionsPrevRewards(RLlibPrevActionsPrevRewards):
+    """RLlib's `PrevActionsPrevRewards`, also for continuous (`Box`) actions
+    (RLlib's piece one-hot encodes `Discrete` actions only)."""
+
+    @override(RLlibPrevActionsPrevRewards)
+    def _convert_individual_space(self, obs_space, act_space):
+        if isinstance(act_space, Discrete):
+            return super()._convert_individual_space(obs_space, act_space)
+        size = int(np.prod(act_space.shape)) * self.n_prev_actions
+        return gym.spaces.Dict(
+            {
+                self.ORIG_OBS_KEY: obs_space,
+                # The module's actions, before RLlib clips them for the env.
+                self.PREV_ACTIONS_KEY: Box(-np.inf, np.inf, (size,), np.float32),
+                self.PREV_REWARDS_KEY: Box(
+                    -np.inf, np.inf, (self.n_prev_rewards,), np.float32
+                ),
+            }
+        )
+
+
+def rl2_env_to_module(env=None, spaces=None, device=None) -> list:
+    """RL²'s env-to-module pieces: previous action and reward, then flatten.
+    A user's own `env_to_module_connector` for RL2 should start with these."""
+    return [PrevActionsPrevRewards(), FlattenObservations()]
+
+
+class _TrialEnvCreator:
+    """Env creator: the config's env, wrapped in `TrialEnv`."""
+
+    def __init__(self, creator, episodes_per_trial: int):
+        self.creator = creator
+        self.episodes_per_trial = episodes_per_trial
+
+    def __call__(self, ctx: EnvContext) -> TrialEnv:
+        ctx = ctx if isinstance(ctx, EnvContext) else EnvContext(ctx, worker_index=0)
+        tasks = ctx.get(TRIAL_TASKS_KEY)
+        inner = ctx.copy_with_overrides(
+            env_config={k: v for k, v in ctx.items() if k != TRIAL_TASKS_KEY}
+        )
+        return TrialEnv(self.creator(inner), self.episodes_per_trial, tasks=tasks)
+
+
+class RL2EnvRunner(SingleAgentEnvRunner):
+    """`SingleAgentEnvRunner` on `TrialEnv`s of the config's env; logs the
+    mean return of each inner episode of the trials it finishes."""
+
+    def __init__(self, *, config: RL2Config, **kwargs):
+        _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+        trial_config = config.copy(copy_frozen=False)
+        trial_config.environment(
+            env=_TrialEnvCreator(creator, config.episodes_per_trial)
+        )
+        trial_config.freeze()
+        super().__init__(config=trial_config, **kwargs)
+
+    @override(SingleAgentEnvRunner)
+    def sample(self, **kwargs) -> list:
+        episodes = super().sample(**kwargs)
+        window = self.config.metrics_num_episodes_for_smoothing
+        for episode in episodes:
+            if not episode.is_done:
+                continue
+            returns = episode.get_infos(-1).get(TRIAL_RETURNS_INFO_KEY)
+            for n, value in enumerate(returns or (), start=1):
+                self.metrics.log_value(
+                    episode_return_key(n), float(value), window=window
+                )
+        return episodes
+
+
+class RL2Config(PPOConfig):
+    """RLlib's `PPOConfig` plus `episodes_per_trial`; RL²'s env runner, its
+    connectors and a recurrent default module are set up.
+
+    Example:
+        config = (
+            RL2Config()
+            .environment("rllib_maml/Navigation2D-v0")
+            .env_runners(num_env_runners=2)
+            .training(episodes_per_trial=2)
+        )
+        algo = config.build_algo()
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or RL2)
+        self.episodes_per_trial = 2
+        self.env_runner_cls = RL2EnvRunner
+        self._env_to_module_connector = rl2_env_to_module
+        # PPO settings for trials of a few short episodes on two cores:
+        # fewer, larger minibatches than PPO's defaults (30 epochs of 128).
+        self.lr = 3e-4
+        self.num_epochs = 5
+        self.minibatch_size = 1000
+        self.train_batch_size_per_learner = 8000
+        self.lambda_ = 0.95
+        self.gamma = 0.99
+        self.entropy_coeff = 0.0
+        # Trials step in parallel; one env per runner steps a recurrent
+        # forward per env step.
+        self.num_envs_per_env_runner = 10
+
+    @override(PPOConfig)
+    def training(self, *, episodes_per_trial=NotProvided, **kwargs) -> RL2Config:
+        """Sets PPO's training settings and:
+
+        Args:
+            episodes_per_trial: inner episodes per trial; the policy's state
+                is reset only between trials.
+        """
+        super().training(**kwargs)
+        if episodes_per_trial is not NotProvided:
+            self.episodes_per_trial = episodes_per_trial
+        return self
+
+    @property
+    @override(PPOConfig)
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        # RLlib's default module with an LSTM; keys the user sets win.
+        return {
+            **super()._model_config_auto_includes,
+            "use_lstm": True,
+            "lstm_cell_size": 64,
+            "max_seq_len": 50,
+            "fcnet_hiddens": [64],
+            "fcnet_activation": "tanh",
+            "vf_share_layers": False,
+        }
+
+    @override(PPOConfig)
+    def validate(self) -> None:
+        # RL² has no old-stack version: RLlib's "You are running RL2 on the
+        # new API stack! ... If you don't want to use the new API stack"
+        # advice does not apply (as in `MAMLConfig.validate`).
+        log_once(f"{self.algo_class.__name__}_on_new_api_stack")
+        super().validate()
+        if not (
+            self.enable_rl_module_and_learner
+            and self.enable_env_runner_and_connector_v2
+        ):
+            self._value_error(
+                "RL² runs on RLlib's new API stack only, but it is disabled. Remove "
+                "`config.api_stack(...)` or set both its flags to True."
+            )
+        n = self.episodes_per_trial
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            self._value_error(
+                f"`episodes_per_trial` must be an integer >= 1, got {n!r}. A trial "
+                "is the episodes RL² adapts over; set "
+                "`config.training(episodes_per_trial=2)`."
+            )
+        if self.env is None:
+            self._value_error(
+                "`env` is not set. RL² needs a meta env with `sample_tasks`/"
+                "`set_task`; set `config.environment('rllib_maml/Navigation2D-v0')`."
+            )
+        if (
+            self._rl_module_spec is None or self._rl_module_spec.module_class is None
+        ) and not self.model_config.get("use_lstm"):
+            self._value_error(
+                "RL² needs a recurrent policy (it adapts in its hidden state), got "
+                "`model_config['use_lstm']=False`. Set `config.rl_module("
+                "model_config={'use_lstm': True})` or pass a recurrent RLModule."
+            )
+        if not (
+            isinstance(self.env_runner_cls, type)
+            and issubclass(self.env_runner_cls, RL2EnvRunner)
+        ):
+            self._value_error(
+                f"`env_runner_cls` must be `RL2EnvRunner` or a subclass of it, got "
+                f"{self.env_runner_cls!r}; it runs the trials. Subclass "
+                "`rllib_maml.rl2.RL2EnvRunner` or remove the setting."
+            )
+
+
+@dataclasses.dataclass
+class RL2Policy:
+    """An RL² policy and the config it was trained with; evaluates without
+    an algorithm (no env runners or learners to start)."""
+
+    config: RL2Config
+    module_state: dict
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> RL2Policy:
+        """From an RL² algorithm checkpoint (`algo.save_to_path`)."""
+        from rllib_maml.baselines import module_state_from_checkpoint
+
+        try:
+            with open(os.path.join(path, "class_and_ctor_args.pkl"), "rb") as f:
+                stored = pickle.load(f)
+        except OSError as e:
+            raise FileNotFoundError(
+                f"{path!r} is not an algorithm checkpoint ({e.strerror}); give the "
+                "directory `algo.save_to_path()` wrote."
+            ) from e
+        if not issubclass(stored["class"], RL2):
+            raise ValueError(
+                f"{path!r} is a {stored['class'].__name__} checkpoint, not RL²'s."
+            )
+        (config_state,), _ = stored["ctor_args_and_kwargs"]
+        config = RL2Config.from_state(config_state)
+        return cls(config, module_state_from_checkpoint(path))
+
+    def trial_returns(self, tasks: list, *, seed: int) -> np.ndarray:
+        """One trial per task, sampled as in training (exploring) on a local
+        env runner: the returns of its inner episodes, `[len(tasks),
+        episodes_per_trial]`. Seeded: the same policy, tasks and seed give the
+        same returns; torch's global RNG is left as it was."""
+        config = self.config.copy(copy_frozen=False)
+        config.environment(env_config={**config.env_config, TRIAL_TASKS_KEY: tasks})
+        config.env_runners(num_envs_per_env_runner=1)
+        config.debugging(seed=seed)
+        config.freeze()
+        with torch.random.fork_rng(devices=[]):
+            runner = config.env_runner_cls(config=config)
+            try:
+                runner.module.set_state(self.module_state)
+                episodes = runner.sample(num_episodes=len(tasks), explore=True)
+            finally:
+                runner.stop()
+        done = [e for e in episodes if e.is_done][: len(tasks)]
+        return np.array([e.get_infos(-1)[TRIAL_RETURNS_INFO_KEY] for e in done])
+
+
+class RL2(PPO):
+    """RLlib's PPO on trials of a meta env (see the module docstring)."""
+
+    @classmethod
+    @override(PPO)
+    def get_default_config(cls) -> RL2Config:
+        return RL2Config()
+
+    @override(PPO)
+    def setup(self, config: RL2Config) -> None:
+        # Check the env on the driver before any env runner starts.
+        env = self.env_creator(EnvContext(config.env_config, worker_index=0))
+        try:
+            check_meta_env(env, config.env)
+            check_trial_observation_space(env.observation_space, config.env)
+        finally:
+            env.close()
+        super().setup(config)
+
+    def policy(self) -> RL2Policy:
+        """The current policy with its config, for `RL2Policy.trial_returns`."""
+        return RL2Policy(self.config, self.get_module().get_state())
+
+    def trial_returns(self, tasks: list, *, seed: int) -> np.ndarray:
+        """`RL2Policy.trial_returns` of the current policy."""
+        return self.policy().trial_returns(tasks, seed=seed)
+
+    @override(PPO)
+    def training_step(self) -> None:
+        super().training_step()
+        try:  # until a trial has ended, there is no inner-episode return
+            first, last = (
+                self.metrics.peek((ENV_RUNNER_RESULTS, episode_return_key(n)))
+                for n in (1, self.config.episodes_per_trial)
+            )
+        except KeyError:
+            return
+        self.metrics.log_value(ADAPTATION_DELTA, last - first, window=1)
