@@ -308,6 +308,12 @@ class RL2Config(PPOConfig):
                 "`model_config['use_lstm']=False`. Set `config.rl_module("
                 "model_config={'use_lstm': True})` or pass a recurrent RLModule."
             )
+        if "vector_entry_point" in str(self.gym_env_vectorize_mode).lower():
+            self._value_error(
+                "`gym_env_vectorize_mode` 'vector_entry_point' is not supported by "
+                "RL²: each sub-env is wrapped in its own trial. Set "
+                "`config.env_runners(gym_env_vectorize_mode='SYNC')`."
+            )
         if not (
             isinstance(self.env_runner_cls, type)
             and issubclass(self.env_runner_cls, RL2EnvRunner)

@@ -16,6 +16,13 @@ TUNED = sorted(
         os.path.join(os.path.dirname(__file__), "..", "examples", "tuned", "*.yaml")
     )
 )
+TUNED_RL2 = sorted(
+    glob.glob(
+        os.path.join(
+            os.path.dirname(__file__), "..", "examples", "tuned", "rl2", "*.yaml"
+        )
+    )
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -82,7 +89,7 @@ def test_grid_values_and_yaml_sections(tmp_path):
         cli.build_config(args)
 
 
-@pytest.mark.parametrize("path", TUNED, ids=os.path.basename)
+@pytest.mark.parametrize("path", TUNED + TUNED_RL2, ids=os.path.basename)
 def test_tuned_examples_build_valid_configs(path):
     args = cli.make_parser().parse_args(["train", "--config", path])
     config, stop, grid = cli.build_config(args)

@@ -123,6 +123,16 @@ def test_bad_settings_raise_clear_errors(settings, match):
         config.validate()
 
 
+def test_array_stepped_vector_envs_raise_a_clear_error():
+    config = (
+        RL2Config()
+        .environment("rllib_maml/Navigation2D-v0")
+        .env_runners(gym_env_vectorize_mode="vector_entry_point")
+    )
+    with pytest.raises(ValueError, match="'vector_entry_point' is not supported"):
+        config.validate()
+
+
 def test_a_non_recurrent_model_raises_a_clear_error():
     config = (
         RL2Config()
