@@ -54,7 +54,7 @@ def make_runner(kind: str, num_envs: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-envs", type=int, default=10)
+    parser.add_argument("--num-envs", type=int, default=40)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default=RESULTS)

@@ -5,6 +5,9 @@ records pre- and post-adaptation return against env steps, then evaluates each
 seed's final meta-policy on 20 held-out tasks (`rllib_maml.evaluation`) next to
 the requested baselines (evaluated once, with the first seed's algorithm). Writes
 `<output>.json` (curves, final numbers, wall-clock, machine) and `<output>.png`.
+An RL² config (`algo: rl2`, examples/tuned/rl2/) records episode 1 and episode N
+of its trials as pre and post, and is evaluated with one trial per held-out task
+(no baselines; `rllib-maml evaluate --rl2-checkpoint` puts it next to MAML's).
 
 How to run (Navigation2D at the MAML paper's setting, 3 seeds, about 30 minutes
 on 2 cores):
@@ -34,9 +37,14 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import write_results  # noqa: E402
 
-from rllib_maml import cli  # noqa: E402
-from rllib_maml.evaluation import evaluate_with_baselines  # noqa: E402
-from rllib_maml.progress import HEADER, post_adaptation_return, progress_line  # noqa: E402
+from rllib_maml import RL2, cli, evaluation  # noqa: E402
+from rllib_maml.progress import (  # noqa: E402
+    HEADER,
+    post_adaptation_return,
+    pre_adaptation_return,
+    progress_line,
+)
+from rllib_maml.sampling import derive_seed  # noqa: E402
 
 
 def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
@@ -77,7 +85,7 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
             print(progress_line(result), flush=True)
             runners = result["env_runners"]
             curve["env_steps"].append(runners["num_env_steps_sampled_lifetime"])
-            curve["pre"].append(runners["episode_return_mean"])
+            curve["pre"].append(pre_adaptation_return(result))
             curve["post"].append(post_adaptation_return(result))
             curve["episode_len_mean"].append(runners["episode_len_mean"])
             curve["wall_s"].append(time.perf_counter() - start)
@@ -88,14 +96,34 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
             if finished:
                 break
         wall = time.perf_counter() - start
-        report = evaluate_with_baselines(
-            algo, num_tasks=20, num_steps=3, seed=seed, baselines=baselines, log=print
-        )
+        if isinstance(algo, RL2):
+            report = evaluate_rl2(algo, seed)
+        else:
+            report = evaluation.evaluate_with_baselines(
+                algo,
+                num_tasks=20,
+                num_steps=3,
+                seed=seed,
+                baselines=baselines,
+                log=print,
+            )
     finally:
         algo.stop()
     run = {"seed": seed, "curve": curve, "wall_clock_s": wall, "evaluation": report}
     done_file.write_text(json.dumps(run))
     return run
+
+
+def evaluate_rl2(algo, seed: int, num_tasks: int = 20) -> dict:
+    """One RL² trial per held-out task (the tasks and seed stream of MAML's
+    evaluation): the returns of the trial's episodes, as method `rl2`."""
+    tasks = evaluation.heldout_tasks(algo, num_tasks, seed)
+    offset = evaluation.HELDOUT_SEED_OFFSET
+    returns = algo.trial_returns(tasks, seed=derive_seed(seed, offset))
+    entry = evaluation.summarize(
+        returns, str(algo.config.env), "RL²", list(range(returns.shape[1]))
+    )
+    return {"num_tasks": num_tasks, "seed": seed, "methods": {"rl2": entry}}
 
 
 def plot(runs: list[dict], path: str, title: str) -> None:
@@ -122,6 +150,7 @@ def plot(runs: list[dict], path: str, title: str) -> None:
 
 def summarize(runs: list[dict], last: int) -> dict:
     """Means over seeds of the last `last` iterations, held-out and baselines."""
+    method = "rl2" if "rl2" in runs[0]["evaluation"]["methods"] else "maml"
     return {
         "seeds": [r["seed"] for r in runs],
         "env_steps": float(np.mean([r["curve"]["env_steps"][-1] for r in runs])),
@@ -134,13 +163,14 @@ def summarize(runs: list[dict], last: int) -> dict:
         "per_seed_post_mean_last": [
             float(np.mean(r["curve"]["post"][-last:])) for r in runs
         ],
+        "heldout_method": method,
         "heldout_after_steps_mean_over_seeds": np.mean(
-            [r["evaluation"]["methods"]["maml"]["return_mean"] for r in runs], axis=0
+            [r["evaluation"]["methods"][method]["return_mean"] for r in runs], axis=0
         ).tolist(),
         "baselines_first_seed": {
             name: entry["return_mean"]
             for name, entry in runs[0]["evaluation"]["methods"].items()
-            if name != "maml"
+            if name != method
         },
         "wall_clock_s_per_seed": [r["wall_clock_s"] for r in runs],
     }
