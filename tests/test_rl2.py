@@ -248,3 +248,28 @@ def test_trial_returns_run_one_trial_per_given_task_in_order(ray_session):
     np.testing.assert_array_equal(
         returns, HORIZON * np.array([[5, 5], [7, 7], [11, 11]])
     )
+
+
+@pytest.mark.integration
+def test_same_seed_same_first_iteration(ray_session):
+    def first_result():
+        config = (
+            RL2Config()
+            .environment("rllib_maml/Navigation2D-v0", env_config={"horizon": 5})
+            .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
+            .training(
+                episodes_per_trial=2,
+                train_batch_size_per_learner=40,
+                minibatch_size=20,
+                num_epochs=1,
+            )
+            .debugging(seed=11)
+        )
+        algo = config.build_algo()
+        try:
+            runners = algo.train()["env_runners"]
+            return [runners[episode_return_key(n)] for n in (1, 2)]
+        finally:
+            algo.stop()
+
+    assert first_result() == first_result()
