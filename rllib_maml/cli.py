@@ -335,10 +335,13 @@ def cmd_evaluate(args) -> int:
 
     from rllib_maml import MAML
     from rllib_maml.baselines import module_state_from_checkpoint
-    from rllib_maml.evaluation import BASELINES, evaluate_with_baselines, write_report
+    from rllib_maml.evaluation import BASELINES, evaluate_rl2, evaluate_with_baselines
     from rllib_maml.rl2 import RL2Policy
 
     init_kwargs = ray_init_kwargs(args)
+    given_baselines = args.baselines
+    if given_baselines is None:
+        args.baselines = "random,pretrained,oracle"
     baselines = tuple(b for b in args.baselines.split(",") if b)
     valid = BASELINES
     bad = [b for b in baselines if b not in valid]
@@ -356,6 +359,26 @@ def cmd_evaluate(args) -> int:
         if path and not os.path.isdir(path):
             raise CLIError(f"{flag} {path!r}: no such checkpoint directory.")
     ray.init(log_to_driver=False, **init_kwargs)
+    try:  # an RL² checkpoint: RL² alone (baselines adapt with MAML's steps)
+        rl2_alone = RL2Policy.from_checkpoint(os.path.abspath(args.checkpoint))
+    except (ValueError, FileNotFoundError):
+        rl2_alone = None
+    if rl2_alone is not None:
+        if given_baselines or args.rl2_checkpoint:
+            raise CLIError(
+                f"--checkpoint {args.checkpoint!r} is an RL² checkpoint: it is "
+                "evaluated alone. The baselines and a second RL² policy are "
+                "evaluated next to a MAML checkpoint: pass that as --checkpoint and "
+                "this one as --rl2-checkpoint."
+            )
+        report = evaluate_rl2(
+            rl2_alone,
+            num_tasks=args.tasks,
+            seed=args.seed,
+            checkpoint=os.path.abspath(args.checkpoint),
+            log=lambda line: print(line, flush=True),
+        )
+        return _write_evaluation(report, args.output)
     # Any algorithm's checkpoint loads; the checks below name a wrong one.
     algo = Algorithm.from_checkpoint(os.path.abspath(args.checkpoint))
     try:
@@ -396,7 +419,13 @@ def cmd_evaluate(args) -> int:
         )
     finally:
         algo.stop()
-    paths = write_report(report, args.output)
+    return _write_evaluation(report, args.output)
+
+
+def _write_evaluation(report: dict, output: str) -> int:
+    from rllib_maml.evaluation import write_report
+
+    paths = write_report(report, output)
     with open(paths["markdown"], encoding="utf-8") as f:
         print(f.read())
     print("Wrote " + ", ".join(paths.values()))
@@ -493,11 +522,15 @@ def make_parser() -> argparse.ArgumentParser:
         "--steps inner steps and compares it with the baselines; writes "
         "evaluation.json, evaluation.md and adaptation.png into --output.",
     )
-    evaluate.add_argument("--checkpoint", required=True, help="MAML checkpoint dir")
+    evaluate.add_argument(
+        "--checkpoint",
+        required=True,
+        help="MAML checkpoint dir (or an RL² one, evaluated alone)",
+    )
     evaluate.add_argument(
         "--baselines",
-        default="random,pretrained,oracle",
-        help="comma-separated subset of random,pretrained,oracle ('' for none)",
+        help="comma-separated subset of random,pretrained,oracle ('' for none); "
+        "default: all three (none for an RL² --checkpoint)",
     )
     evaluate.add_argument("--tasks", type=int, default=20, help="held-out tasks")
     evaluate.add_argument("--steps", type=int, default=3, help="inner steps per task")

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.env.env_context import EnvContext
 
 from rllib_maml.envs.base import sample_tasks_checked
@@ -55,13 +56,17 @@ REPORT_SCHEMA: dict[str, type | tuple] = {
     "env": str,
     "checkpoint": (str, type(None)),
     "num_tasks": int,
+    "seed": int,
+    "tasks": list,
+    "methods": dict,
+}
+# The adaptation procedure: required when MAML or a baseline was evaluated
+# (absent in a report of RL² alone).
+ADAPTATION_REPORT_KEYS: dict[str, type | tuple] = {
     "adaptation_steps": int,
     "episodes_per_task": int,
     "inner_lr": float,
     "inner_loss": str,
-    "seed": int,
-    "tasks": list,
-    "methods": dict,
 }
 # Written by this version; reports from before it lack them.
 OPTIONAL_REPORT_KEYS: dict[str, type | tuple] = {"advantage_baseline": str}
@@ -79,9 +84,11 @@ OPTIONAL_METHOD_KEYS: dict[str, type | tuple] = {"experience_episodes": list}
 
 
 def heldout_tasks(algo, num_tasks: int, seed: int):
-    """`num_tasks` tasks drawn from the env's distribution with a held-out seed."""
+    """`num_tasks` tasks drawn from the env's distribution with a held-out seed
+    (`algo`: an algorithm, or anything with its `config`)."""
     config = algo.config
-    env = algo.env_creator(EnvContext(config.env_config, worker_index=0))
+    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+    env = creator(EnvContext(config.env_config, worker_index=0))
     try:
         env.reset(seed=seed + HELDOUT_SEED_OFFSET)
         return sample_tasks_checked(env, num_tasks, config.env)
@@ -262,14 +269,7 @@ def evaluate_with_baselines(
         finally:
             oracle_algo.stop()
     if rl2 is not None:
-        trials = rl2.config.episodes_per_trial
-        log(f"Evaluating rl2 ({trials} episodes per trial) ...")
-        methods["rl2"] = summarize(
-            rl2.trial_returns(tasks, seed=derive_seed(seed, HELDOUT_SEED_OFFSET)),
-            str(rl2.config.env),
-            f"RL², {trials} episodes per trial",
-            list(range(trials)),
-        )
+        methods["rl2"] = _rl2_entry(rl2, tasks, seed, log)
 
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -284,6 +284,48 @@ def evaluate_with_baselines(
         "seed": seed,
         "tasks": [to_jsonable(task) for task in tasks],
         "methods": methods,
+    }
+    check_report(report)
+    return report
+
+
+def _rl2_entry(rl2, tasks: list, seed: int, log: Callable[[str], None]) -> dict:
+    trials = rl2.config.episodes_per_trial
+    log(f"Evaluating rl2 on {len(tasks)} held-out tasks, {trials} episodes per trial")
+    return summarize(
+        rl2.trial_returns(tasks, seed=derive_seed(seed, HELDOUT_SEED_OFFSET)),
+        str(rl2.config.env),
+        f"RL², {trials} episodes per trial",
+        list(range(trials)),
+    )
+
+
+def evaluate_rl2(
+    rl2,
+    *,
+    num_tasks: int = 20,
+    seed: int = 0,
+    checkpoint: str | None = None,
+    log: Callable[[str], None] = logger.info,
+) -> dict[str, Any]:
+    """Evaluates RL² alone on the held-out tasks MAML's evaluation would use
+    (same env and seed: the same tasks and seed stream); a report with the
+    method `rl2` only.
+
+    Args:
+        rl2: an RL² algorithm or `rllib_maml.rl2.RL2Policy`.
+    """
+    if not hasattr(rl2, "module_state"):
+        rl2 = rl2.policy()  # an RL2 algorithm
+    tasks = heldout_tasks(rl2, num_tasks, seed)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "env": str(rl2.config.env),
+        "checkpoint": checkpoint,
+        "num_tasks": num_tasks,
+        "seed": seed,
+        "tasks": [to_jsonable(task) for task in tasks],
+        "methods": {"rl2": _rl2_entry(rl2, tasks, seed, log)},
     }
     check_report(report)
     return report
@@ -313,6 +355,8 @@ def check_report(report: dict[str, Any]) -> None:
                 raise ValueError(f"{where}: {key!r} is {type(obj[key]).__name__}.")
 
     check(report, REPORT_SCHEMA, "report")
+    if set(report["methods"]) - {"rl2"}:
+        check(report, ADAPTATION_REPORT_KEYS, "report")
     check(
         report, {k: v for k, v in OPTIONAL_REPORT_KEYS.items() if k in report}, "report"
     )
@@ -355,7 +399,20 @@ def experience_episodes(report: dict[str, Any], method: str) -> list[int]:
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """Mean return (± standard error) after each number of inner steps."""
+    """Mean return (± standard error) after each number of inner steps; with
+    RL², every method by episodes of experience on the task."""
+    if not set(report["methods"]) - {"rl2"}:  # RL² alone
+        return (
+            "\n".join(
+                [
+                    f"Held-out tasks: {report['num_tasks']} of {report['env']}, "
+                    f"seed {report['seed']}.",
+                    "",
+                    *_experience_table(report),
+                ]
+            )
+            + "\n"
+        )
     steps = range(report["adaptation_steps"] + 1)
     lines = [
         f"Held-out tasks: {report['num_tasks']} of {report['env']}, "

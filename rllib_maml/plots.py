@@ -30,10 +30,11 @@ def plot_adaptation(report: dict[str, Any], path: str) -> str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     by_experience = "rl2" in report["methods"]
-    steps = list(range(report["adaptation_steps"] + 1))
     for name, entry in report["methods"].items():
         mean, sem = entry["return_mean"], entry["return_sem"]
-        x = experience_episodes(report, name) if by_experience else steps
+        x = experience_episodes(report, name)
+        if not by_experience:
+            steps = x = list(range(report["adaptation_steps"] + 1))
         ax.errorbar(x, mean, yerr=sem, marker="o", capsize=3, label=name)
     if by_experience:
         ax.set_xlabel("episodes of experience on the task")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rllib_maml import cli
@@ -184,6 +185,30 @@ def test_train_evaluate_plot(tmp_path):
     assert report["methods"]["oracle"]["env"].endswith("Navigation2DOracle-v0")
     assert "| oracle |" in (eval_dir / "evaluation.md").read_text()
     assert_png(eval_dir / "adaptation.png")
+
+    # An RL² checkpoint alone: its trials on the same held-out tasks, no baselines.
+    rl2_eval = tmp_path / "rl2_eval"
+    out = run_cli(
+        "evaluate",
+        "--checkpoint",
+        str(rl2_dir / "checkpoint"),
+        "--tasks",
+        "2",
+        "--output",
+        str(rl2_eval),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    alone = json.loads((rl2_eval / "evaluation.json").read_text())
+    assert set(alone["methods"]) == {"rl2"} and "inner_lr" not in alone
+    assert alone["tasks"] == report["tasks"]
+    np.testing.assert_allclose(
+        alone["methods"]["rl2"]["task_returns"],
+        report["methods"]["rl2"]["task_returns"],
+    )
+    out = run_cli(
+        "evaluate", "--checkpoint", str(rl2_dir / "checkpoint"), "--baselines", "random"
+    )
+    assert out.returncode == 2 and "is an RL² checkpoint" in out.stderr
 
     os.remove(eval_dir / "adaptation.png")  # `plot` writes it again
     for target, png in ((run_dir, "training_curve.png"), (eval_dir, "adaptation.png")):

@@ -150,6 +150,20 @@ def test_markdown_table_lists_each_method_and_step():
     assert "| maml | -2.00 ± 0.35 | -1.00 ± 0.35 |" in table
 
 
+def test_a_report_of_rl2_alone_needs_no_adaptation_settings():
+    report = _small_report()
+    for key in ("adaptation_steps", "episodes_per_task", "inner_lr", "inner_loss"):
+        report.pop(key)
+    report["methods"] = {
+        "rl2": {**report.pop("methods")["maml"], "experience_episodes": [0, 1]}
+    }
+    check_report(report)
+    assert "| rl2 | -2.00 ± 0.35 | -1.00 ± 0.35 |" in markdown_table(report)
+    report["methods"]["maml"] = report["methods"]["rl2"]
+    with pytest.raises(ValueError, match="missing key 'adaptation_steps'"):
+        check_report(report)
+
+
 def test_rl2_joins_the_report_on_the_experience_axis():
     report = _small_report()
     report["methods"]["rl2"] = {
