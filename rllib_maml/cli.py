@@ -190,24 +190,25 @@ PROGRESS_COLUMNS = (
 )
 
 
-def _progress_row(result: dict) -> dict:
+def return_columns(config) -> list[str]:
+    """progress.csv's per-step (MAML) or per-episode (RL²) return columns; all
+    of them from the first row, before any RL² trial has ended."""
+    from rllib_maml.maml import episode_return_mean_adapt_key
+    from rllib_maml.rl2 import RL2Config, episode_return_key
+
+    if isinstance(config, RL2Config):
+        keys = [episode_return_key(n) for n in range(1, config.episodes_per_trial + 1)]
+    else:
+        steps = range(1, config.inner_adaptation_steps + 1)
+        keys = [episode_return_mean_adapt_key(k) for k in steps]
+    return [f"env_runners/{key}" for key in keys]
+
+
+def _progress_row(result: dict, columns: list[str]) -> dict:
     from ray.tune.utils import flatten_dict
 
     flat = flatten_dict(result, delimiter="/")
-    row = {c: flat.get(c) for c in PROGRESS_COLUMNS}
-    row.update(
-        {
-            k: v
-            for k, v in flat.items()
-            if k.startswith(
-                (
-                    "env_runners/episode_return_mean_adapt_",
-                    "env_runners/episode_return_mean_episode_",
-                )
-            )
-        }
-    )
-    return row
+    return {c: flat.get(c) for c in [*PROGRESS_COLUMNS, *columns]}
 
 
 def stop_reached(result: dict, stop: dict) -> bool:
@@ -256,7 +257,7 @@ def cmd_train(args) -> int:
             while True:
                 result = algo.train()
                 print(progress_line(result), flush=True)
-                row = _progress_row(result)
+                row = _progress_row(result, return_columns(config))
                 if writer is None:
                     writer = csv.DictWriter(
                         f, fieldnames=list(row), extrasaction="ignore"

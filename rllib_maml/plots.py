@@ -11,6 +11,7 @@ from typing import Any
 STEPS_COLUMN = "env_runners/num_env_steps_sampled_lifetime"
 PRE_COLUMN = "env_runners/episode_return_mean"
 ADAPT_PREFIX = "env_runners/episode_return_mean_adapt_"
+RL2_PREFIX = "env_runners/episode_return_mean_episode_"
 
 
 def _pyplot():
@@ -74,15 +75,20 @@ def read_curve(progress_csv: str) -> dict[str, list[float]]:
             f"{progress_csv!r} has no MAML results (columns {STEPS_COLUMN!r} and "
             f"{PRE_COLUMN!r})."
         )
-    columns = [PRE_COLUMN] + sorted(c for c in rows[0] if c.startswith(ADAPT_PREFIX))
-    rows = [r for r in rows if all(r.get(c) not in (None, "") for c in columns)]
+    rl2 = sorted(
+        (c for c in rows[0] if c.startswith(RL2_PREFIX)),
+        key=lambda c: int(c[len(RL2_PREFIX) :]),
+    )
+    if rl2:  # RL²: the return of each episode of a trial
+        labels = {c: f"episode {c[len(RL2_PREFIX) :]}" for c in rl2}
+    else:
+        adapt = sorted(c for c in rows[0] if c.startswith(ADAPT_PREFIX))
+        labels = {PRE_COLUMN: "pre-adaptation"} | {
+            c: f"after {c[len(ADAPT_PREFIX) :]} step(s)" for c in adapt
+        }
+    rows = [r for r in rows if all(r.get(c) not in (None, "") for c in labels)]
     curve = {"env_steps": [float(r[STEPS_COLUMN]) for r in rows]}
-    for column in columns:
-        label = (
-            "pre-adaptation"
-            if column == PRE_COLUMN
-            else (f"after {column[len(ADAPT_PREFIX) :]} step(s)")
-        )
+    for column, label in labels.items():
         curve[label] = [float(r[column]) for r in rows]
     return curve
 
@@ -98,11 +104,11 @@ def plot_training_curves(result_dir: str, path: str) -> str:
         prefix = f"{run}: " if len(files) > 1 else ""
         steps = curve.pop("env_steps")
         for label, values in curve.items():
-            style = "--" if label == "pre-adaptation" else "-"
+            style = "--" if label in ("pre-adaptation", "episode 1") else "-"
             ax.plot(steps, values, style, label=prefix + label)
     ax.set_xlabel("env steps")
     ax.set_ylabel("average return")
-    ax.set_title("MAML training")
+    ax.set_title("meta-training")
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -155,6 +155,11 @@ def test_train_evaluate_plot(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Training RL² on" in out.stdout and os.path.isdir(rl2_dir / "checkpoint")
+    # No trial ended in the one iteration (10 steps per env); the columns are there.
+    header = (rl2_dir / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {f"env_runners/episode_return_mean_episode_{n}" for n in (1, 2)} <= set(
+        header
+    )
 
     out = run_cli(
         "evaluate",
@@ -215,3 +220,22 @@ def test_train_evaluate_plot(tmp_path):
         out = run_cli("plot", str(target))
         assert out.returncode == 0, out.stderr[-3000:]
         assert_png(target / png)
+
+
+def test_training_curves_read_rl2_episode_columns(tmp_path):
+    from rllib_maml.plots import plot_training_curves, read_curve
+
+    path = tmp_path / "progress.csv"
+    path.write_text(
+        "env_runners/num_env_steps_sampled_lifetime,env_runners/episode_return_mean,"
+        "env_runners/episode_return_mean_episode_1,"
+        "env_runners/episode_return_mean_episode_2\n"
+        "100,,,\n200,-10.0,-6.0,-4.0\n300,-8.0,-5.0,-3.0\n"
+    )
+    curve = read_curve(str(path))
+    assert curve == {
+        "env_steps": [200.0, 300.0],
+        "episode 1": [-6.0, -5.0],
+        "episode 2": [-4.0, -3.0],
+    }
+    assert_png(plot_training_curves(str(tmp_path), str(tmp_path / "curve.png")))
