@@ -35,8 +35,9 @@ SECTIONS = (
     "checkpointing",
 )
 STOP_KEYS = ("training_iteration", "num_env_steps_sampled_lifetime")
-# `--algo`: (algorithm class, config class, display name) in `rllib_maml`.
-ALGOS = {"maml": ("MAML", "MAMLConfig", "MAML"), "rl2": ("RL2", "RL2Config", "RL²")}
+# `--algo`: its config class in `rllib_maml` (the config names the algorithm).
+ALGOS = {"maml": "MAMLConfig", "rl2": "RL2Config"}
+DISPLAY_NAMES = {"RL2": "RL²"}
 VERBOSE_HELP = "also show Ray's start-up notices (hidden by default)"
 
 
@@ -45,19 +46,17 @@ class CLIError(Exception):
 
 
 # ---------------------------------------------------------------- settings
-def algo_classes(algo: str = "maml") -> tuple[type, type, str]:
-    """(algorithm class, config class, display name) of `--algo`."""
+def config_class(algo: str = "maml") -> type:
+    """The config class of `--algo`."""
     import rllib_maml
 
-    algo_name, config_name, display = ALGOS[algo]
-    return getattr(rllib_maml, algo_name), getattr(rllib_maml, config_name), display
+    return getattr(rllib_maml, ALGOS[algo])
 
 
 def section_keys(section: str, algo: str = "maml") -> set[str]:
     """The keyword arguments `<Algo>Config.<section>(...)` accepts."""
-    _, config_cls, _ = algo_classes(algo)
     keys: set[str] = set()
-    for cls in config_cls.__mro__:
+    for cls in config_class(algo).__mro__:
         if section in vars(cls):
             for name, param in inspect.signature(vars(cls)[section]).parameters.items():
                 if param.kind == param.KEYWORD_ONLY:
@@ -91,7 +90,7 @@ def resolve_key(key: str, flag: str, algo: str = "maml") -> tuple[str, str]:
         if name not in section_keys(section, algo):
             raise CLIError(
                 f"unknown setting {key!r} in {flag}: "
-                f"`{algo_classes(algo)[1].__name__}.{section}()` has no argument "
+                f"`{config_class(algo).__name__}.{section}()` has no argument "
                 f"{name!r}."
             )
         return section, name
@@ -144,8 +143,7 @@ def build_config(args) -> tuple[Any, dict, dict[tuple[str, str], list]]:
             f"--algo {given} but --config {args.config!r} is for {spec['algo']}; "
             "leave out --algo or use a config of that algorithm."
         )
-    algo = args.algo = given or spec.get("algo") or "maml"
-    _, config_cls, _ = algo_classes(algo)
+    algo = given or spec.get("algo") or "maml"
     settings: dict[str, dict[str, Any]] = {}
     for section, values in (spec.get("config") or {}).items():
         for key, value in (values or {}).items():
@@ -165,7 +163,9 @@ def build_config(args) -> tuple[Any, dict, dict[tuple[str, str], list]]:
     if args.seed is not None:
         settings.setdefault("debugging", {})["seed"] = args.seed
 
-    config = config_cls().environment(args.env or spec.get("env") or DEFAULT_ENV)
+    config = config_class(algo)().environment(
+        args.env or spec.get("env") or DEFAULT_ENV
+    )
     for section, kwargs in settings.items():
         getattr(config, section)(**kwargs)
     stop = dict(spec.get("stop") or {})
@@ -248,16 +248,17 @@ def cmd_train(args) -> int:
     algo = config.build_algo()
     os.makedirs(checkpoint_dir, exist_ok=True)
     progress_path = os.path.join(checkpoint_dir, "progress.csv")
-    display = algo_classes(args.algo)[2]
+    name = config.algo_class.__name__
+    display = DISPLAY_NAMES.get(name, name)
     print(f"Training {display} on {config.env}; stop at {stop}.", flush=True)
     print(HEADER, flush=True)
-    writer = None
+    writer, columns = None, return_columns(config)
     try:
         with open(progress_path, "w", newline="", encoding="utf-8") as f:
             while True:
                 result = algo.train()
                 print(progress_line(result), flush=True)
-                row = _progress_row(result, return_columns(config))
+                row = _progress_row(result, columns)
                 if writer is None:
                     writer = csv.DictWriter(
                         f, fieldnames=list(row), extrasaction="ignore"
@@ -284,8 +285,6 @@ def _train_with_tune(args, config, stop, grid, storage) -> int:
 
     from rllib_maml.progress import post_adaptation_return, pre_adaptation_return
 
-    algo_cls = algo_classes(args.algo)[0]
-
     need = getattr(config, "num_cpus_for_main_process", 1) + (
         config.num_env_runners * config.num_cpus_per_env_runner
     )
@@ -300,7 +299,7 @@ def _train_with_tune(args, config, stop, grid, storage) -> int:
     for (section, key), values in grid.items():
         getattr(config, section)(**{key: tune.grid_search(values)})
     tuner = tune.Tuner(
-        algo_cls,
+        config.algo_class,
         param_space=config,
         tune_config=tune.TuneConfig(num_samples=args.num_samples),
         run_config=tune.RunConfig(
@@ -340,10 +339,9 @@ def cmd_evaluate(args) -> int:
     from rllib_maml.rl2 import RL2Policy
 
     init_kwargs = ray_init_kwargs(args)
-    given_baselines = args.baselines
-    if given_baselines is None:
-        args.baselines = "random,pretrained,oracle"
-    baselines = tuple(b for b in args.baselines.split(",") if b)
+    given = args.baselines  # None: not given (all three, or none for RL² alone)
+    text = ",".join(BASELINES) if given is None else given
+    baselines = tuple(b for b in text.split(",") if b)
     valid = BASELINES
     bad = [b for b in baselines if b not in valid]
     if bad:
@@ -365,7 +363,7 @@ def cmd_evaluate(args) -> int:
     except (ValueError, FileNotFoundError):
         rl2_alone = None
     if rl2_alone is not None:
-        if given_baselines or args.rl2_checkpoint:
+        if given or args.rl2_checkpoint:
             raise CLIError(
                 f"--checkpoint {args.checkpoint!r} is an RL² checkpoint: it is "
                 "evaluated alone. The baselines and a second RL² policy are "

@@ -370,14 +370,7 @@ class MAMLConfig(AlgorithmConfig):
             # MAML has no old-stack version, so mark that advice as given.
             log_once(f"{self.algo_class.__name__}_on_new_api_stack")
         super().validate()
-        if not (
-            self.enable_rl_module_and_learner
-            and self.enable_env_runner_and_connector_v2
-        ):
-            self._value_error(
-                "MAML runs on RLlib's new API stack only, but it is disabled. Remove "
-                "`config.api_stack(...)` or set both its flags to True."
-            )
+        require_new_api_stack(self, "MAML")
         if self.is_multi_agent:
             self._value_error(
                 "MAML supports single-agent envs only, but the config is multi-agent. "
@@ -435,7 +428,7 @@ class MAMLConfig(AlgorithmConfig):
             value = getattr(self, name)
             if value is None and name in OPTIONAL_SETTINGS:
                 continue
-            if not _is_int_at_least(value, minimum):
+            if not is_int_at_least(value, minimum):
                 allowed = "an integer"
                 if name in OPTIONAL_SETTINGS:
                     allowed = "None or an integer"
@@ -519,7 +512,7 @@ class MAMLConfig(AlgorithmConfig):
         # False only where `experimental(_validate_config=False)` let a bad
         # value through: then MAML chooses nothing and does not warn.
         return all(
-            _is_int_at_least(getattr(self, name), 1)
+            is_int_at_least(getattr(self, name), 1)
             for name in ("meta_batch_size", "episodes_per_task", "evaluation_num_tasks")
         )
 
@@ -528,14 +521,27 @@ class MAMLConfig(AlgorithmConfig):
         if (
             "num_envs_per_env_runner" in auto
             or self.in_evaluation
-            or not _is_int_at_least(self.num_envs_per_env_runner, 1)
+            or not is_int_at_least(self.num_envs_per_env_runner, 1)
             or not self._slot_settings_valid()
         ):
             return
         runner_settings.warn_if_few_envs(self)
 
 
-def _is_int_at_least(value: Any, minimum: int) -> bool:
+def require_new_api_stack(config: AlgorithmConfig, name: str) -> None:
+    """`config._value_error` unless both of RLlib's new-API-stack flags are on
+    (`name`: the algorithm, which has no old-stack version)."""
+    if not (
+        config.enable_rl_module_and_learner
+        and config.enable_env_runner_and_connector_v2
+    ):
+        config._value_error(
+            f"{name} runs on RLlib's new API stack only, but it is disabled. Remove "
+            "`config.api_stack(...)` or set both its flags to True."
+        )
+
+
+def is_int_at_least(value: Any, minimum: int) -> bool:
     return (
         isinstance(value, (int, np.integer))
         and not isinstance(value, bool)

@@ -204,8 +204,6 @@ def evaluate_with_baselines(
     if unknown:
         raise ValueError(f"Unknown baseline(s) {unknown}; choose from {BASELINES}.")
     config = algo.config
-    if rl2 is not None and not hasattr(rl2, "module_state"):
-        rl2 = rl2.policy()  # an RL2 algorithm
     if rl2 is not None and str(rl2.config.env) != str(config.env):
         raise ValueError(
             f"The RL² policy's env {rl2.config.env!r} is not MAML's "
@@ -315,8 +313,6 @@ def evaluate_rl2(
     Args:
         rl2: an RL² algorithm or `rllib_maml.rl2.RL2Policy`.
     """
-    if not hasattr(rl2, "module_state"):
-        rl2 = rl2.policy()  # an RL2 algorithm
     tasks = heldout_tasks(rl2, num_tasks, seed)
     report = {
         "schema_version": SCHEMA_VERSION,

@@ -32,15 +32,17 @@ def plot_adaptation(report: dict[str, Any], path: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     by_experience = "rl2" in report["methods"]
     for name, entry in report["methods"].items():
+        x = (
+            experience_episodes(report, name)
+            if by_experience
+            else range(report["adaptation_steps"] + 1)
+        )
         mean, sem = entry["return_mean"], entry["return_sem"]
-        x = experience_episodes(report, name)
-        if not by_experience:
-            steps = x = list(range(report["adaptation_steps"] + 1))
-        ax.errorbar(x, mean, yerr=sem, marker="o", capsize=3, label=name)
+        ax.errorbar(list(x), mean, yerr=sem, marker="o", capsize=3, label=name)
     if by_experience:
         ax.set_xlabel("episodes of experience on the task")
     else:
-        ax.set_xticks(steps)
+        ax.set_xticks(range(report["adaptation_steps"] + 1))
         ax.set_xlabel("inner gradient steps")
     ax.set_ylabel("average return")
     ax.set_title(f"{report['env']}: {report['num_tasks']} held-out tasks")

@@ -52,6 +52,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
 from ray.util import log_once
 
+from rllib_maml.config import is_int_at_least, require_new_api_stack
 from rllib_maml.envs.base import check_meta_env, sample_tasks_checked
 
 logger = logging.getLogger(__name__)
@@ -280,16 +281,9 @@ class RL2Config(PPOConfig):
         # advice does not apply (as in `MAMLConfig.validate`).
         log_once(f"{self.algo_class.__name__}_on_new_api_stack")
         super().validate()
-        if not (
-            self.enable_rl_module_and_learner
-            and self.enable_env_runner_and_connector_v2
-        ):
-            self._value_error(
-                "RL² runs on RLlib's new API stack only, but it is disabled. Remove "
-                "`config.api_stack(...)` or set both its flags to True."
-            )
+        require_new_api_stack(self, "RL²")
         n = self.episodes_per_trial
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        if not is_int_at_least(n, 1):
             self._value_error(
                 f"`episodes_per_trial` must be an integer >= 1, got {n!r}. A trial "
                 "is the episodes RL² adapts over; set "

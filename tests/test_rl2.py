@@ -151,6 +151,22 @@ def test_env_without_task_api_fails_before_runners_start(ray_session):
         config.build_algo()
 
 
+def small_config(env, *, env_config=None, num_envs=2, batch=40, seed=None):
+    """A local-runner RL² config with one short PPO epoch per iteration."""
+    return (
+        RL2Config()
+        .environment(env, env_config=env_config or {})
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs)
+        .training(
+            episodes_per_trial=2,
+            train_batch_size_per_learner=batch,
+            minibatch_size=batch // 2,
+            num_epochs=1,
+        )
+        .debugging(seed=seed)
+    )
+
+
 def _outputs_step_by_step(module, observations, state):
     """The module's action-distribution inputs at each step, from `state`."""
     outs = []
@@ -170,19 +186,11 @@ def _outputs_step_by_step(module, observations, state):
 def test_rl2_trains_carries_state_across_inner_episodes_and_restores(
     ray_session, tmp_path
 ):
-    horizon, trials = 4, 2
-    config = (
-        RL2Config()
-        .environment("rllib_maml/Navigation2D-v0", env_config={"horizon": horizon})
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
-        .training(
-            episodes_per_trial=trials,
-            train_batch_size_per_learner=64,
-            minibatch_size=32,
-            num_epochs=1,
-        )
-        .debugging(seed=3)
+    horizon = 4
+    config = small_config(
+        "rllib_maml/Navigation2D-v0", env_config={"horizon": horizon}, batch=64, seed=3
     )
+    trials = config.episodes_per_trial
     algo = config.build_algo()
     try:
         result = algo.train()
@@ -228,18 +236,7 @@ def test_rl2_trains_carries_state_across_inner_episodes_and_restores(
 @pytest.mark.integration
 def test_trial_returns_run_one_trial_per_given_task_in_order(ray_session):
     register_env("rl2_test_task_probe", lambda ctx: TaskProbeEnv(ctx))
-    config = (
-        RL2Config()
-        .environment("rl2_test_task_probe")
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
-        .training(
-            episodes_per_trial=2,
-            train_batch_size_per_learner=24,
-            minibatch_size=12,
-            num_epochs=1,
-        )
-    )
-    algo = config.build_algo()
+    algo = small_config("rl2_test_task_probe", num_envs=1, batch=24).build_algo()
     try:
         algo.train()  # discrete actions: RLlib's one-hot previous actions
         returns = algo.trial_returns([5, 7, 11], seed=0)
@@ -253,17 +250,8 @@ def test_trial_returns_run_one_trial_per_given_task_in_order(ray_session):
 @pytest.mark.integration
 def test_same_seed_same_first_iteration(ray_session):
     def first_result():
-        config = (
-            RL2Config()
-            .environment("rllib_maml/Navigation2D-v0", env_config={"horizon": 5})
-            .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
-            .training(
-                episodes_per_trial=2,
-                train_batch_size_per_learner=40,
-                minibatch_size=20,
-                num_epochs=1,
-            )
-            .debugging(seed=11)
+        config = small_config(
+            "rllib_maml/Navigation2D-v0", env_config={"horizon": 5}, seed=11
         )
         algo = config.build_algo()
         try:

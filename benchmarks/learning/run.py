@@ -44,7 +44,6 @@ from rllib_maml.progress import (  # noqa: E402
     pre_adaptation_return,
     progress_line,
 )
-from rllib_maml.sampling import derive_seed  # noqa: E402
 
 
 def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
@@ -97,7 +96,7 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
                 break
         wall = time.perf_counter() - start
         if isinstance(algo, RL2):
-            report = evaluate_rl2(algo, seed)
+            report = evaluation.evaluate_rl2(algo, num_tasks=20, seed=seed, log=print)
         else:
             report = evaluation.evaluate_with_baselines(
                 algo,
@@ -112,18 +111,6 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
     run = {"seed": seed, "curve": curve, "wall_clock_s": wall, "evaluation": report}
     done_file.write_text(json.dumps(run))
     return run
-
-
-def evaluate_rl2(algo, seed: int, num_tasks: int = 20) -> dict:
-    """One RL² trial per held-out task (the tasks and seed stream of MAML's
-    evaluation): the returns of the trial's episodes, as method `rl2`."""
-    tasks = evaluation.heldout_tasks(algo, num_tasks, seed)
-    offset = evaluation.HELDOUT_SEED_OFFSET
-    returns = algo.trial_returns(tasks, seed=derive_seed(seed, offset))
-    entry = evaluation.summarize(
-        returns, str(algo.config.env), "RL²", list(range(returns.shape[1]))
-    )
-    return {"num_tasks": num_tasks, "seed": seed, "methods": {"rl2": entry}}
 
 
 def plot(runs: list[dict], path: str, title: str) -> None:
