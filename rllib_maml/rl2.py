@@ -63,6 +63,8 @@ TRIAL_RETURNS_INFO_KEY = "rl2_trial_returns"
 # `env_config` key: a list of tasks the trials take in order (evaluation on
 # held-out tasks) instead of sampling them.
 TRIAL_TASKS_KEY = "rl2_trial_tasks"
+# `max_seq_len` where the env does not say how long its episodes are.
+DEFAULT_MAX_SEQ_LEN = 200
 
 
 def episode_return_key(n: int) -> str:
@@ -133,6 +135,17 @@ class TrialEnv(gym.Wrapper):
         self._returns.append(0.0)
         obs, _ = self.env.reset()
         return self._observation(obs, True), reward, False, False, info
+
+
+def inner_episode_length(env: gym.Env) -> int | None:
+    """An env's episode length: its `horizon` (this package's envs), else its
+    spec's `max_episode_steps` (`gymnasium.make` with a time limit)."""
+    horizon = getattr(env.unwrapped, "horizon", None)
+    if isinstance(horizon, (int, np.integer)) and horizon > 0:
+        return int(horizon)
+    spec = getattr(env, "spec", None)
+    steps = getattr(spec, "max_episode_steps", None)
+    return int(steps) if steps else None
 
 
 def check_trial_observation_space(space: gym.Space, env: Any) -> None:
@@ -234,12 +247,25 @@ class RL2Config(PPOConfig):
         self.episodes_per_trial = 2
         self.env_runner_cls = RL2EnvRunner
         self._env_to_module_connector = rl2_env_to_module
+        # A trial is one RLlib episode, sampled whole: a batch holds whole
+        # trials, and with `max_seq_len` a trial's length (see `validate`)
+        # backpropagation through time reaches from a later inner episode
+        # into the earlier ones. Fragments would cut trials where iterations
+        # end, often exactly at an inner-episode boundary.
+        self.batch_mode = "complete_episodes"
         # PPO settings for trials of a few short episodes on two cores:
         # fewer, larger minibatches than PPO's defaults (30 epochs of 128).
         self.lr = 3e-4
         self.num_epochs = 5
-        self.minibatch_size = 1000
-        self.train_batch_size_per_learner = 8000
+        self.minibatch_size = 4000
+        self.train_batch_size_per_learner = 16000
+        # RLlib's PPO clips the squared value error at `vf_clip_param` (10):
+        # beyond an error of about 3 the value function gets no gradient, and
+        # a trial's returns are tens to hundreds.
+        self.vf_clip_param = float("inf")
+        # (env, env_config, episodes_per_trial) -> steps of a trial; set by
+        # `validate` from the env, None where the env does not say.
+        self._trial_length: tuple[str, int | None] | None = None
         self.lambda_ = 0.95
         self.gamma = 0.99
         self.entropy_coeff = 0.0
@@ -268,11 +294,79 @@ class RL2Config(PPOConfig):
             **super()._model_config_auto_includes,
             "use_lstm": True,
             "lstm_cell_size": 64,
-            "max_seq_len": 50,
+            # One sequence per trial: its steps plus the one RLlib's PPO
+            # appends to an episode to bootstrap its value.
+            "max_seq_len": (self.trial_length or DEFAULT_MAX_SEQ_LEN) + 1,
             "fcnet_hiddens": [64],
             "fcnet_activation": "tanh",
             "vf_share_layers": False,
         }
+
+    @property
+    def trial_length(self) -> int | None:
+        """Steps of a trial (`episodes_per_trial` x the env's episode length)
+        once `validate` has looked at the env; None before, or where the env
+        does not say (no `horizon` attribute, no `max_episode_steps`)."""
+        if self._trial_length is None or self._trial_length[0] != self._trial_key():
+            return None
+        return self._trial_length[1]
+
+    def _trial_key(self) -> str:
+        return repr((self.env, dict(self.env_config), self.episodes_per_trial))
+
+    def _find_trial_length(self) -> None:
+        """Creates the env once per (env, env_config, episodes_per_trial) to
+        read its episode length. An env that cannot be created is left to
+        `RL2.setup`, which reports why."""
+        key = self._trial_key()
+        if self._trial_length is not None and self._trial_length[0] == key:
+            return
+        try:
+            _, creator = Algorithm._get_env_id_and_creator(self.env, self)
+            env = creator(EnvContext(self.env_config, worker_index=0))
+        except Exception:  # noqa: BLE001 - RL2.setup raises it with context
+            return
+        try:
+            length = inner_episode_length(env)
+        finally:
+            env.close()
+        self._trial_length = (
+            key,
+            None if length is None else length * self.episodes_per_trial,
+        )
+
+    def _check_max_seq_len(self) -> None:
+        """Warns where training cannot backpropagate through a whole trial."""
+        seq = self.model_config.get("max_seq_len")
+        length = self.trial_length
+        if self.batch_mode != "complete_episodes" and log_once("rl2_batch_mode"):
+            logger.warning(
+                "RL² with batch_mode=%r: trials are cut where a sample ends, so "
+                "training cannot backpropagate from a later inner episode into an "
+                "earlier one. Set `config.env_runners(batch_mode="
+                "'complete_episodes')` (RL2Config's default).",
+                self.batch_mode,
+            )
+        if length is None:
+            if log_once("rl2_trial_length_unknown"):
+                logger.warning(
+                    "RL² could not read the episode length of env %r (no `horizon` "
+                    "attribute, no `max_episode_steps`); `max_seq_len` is %s. Set "
+                    "`config.rl_module(model_config={'max_seq_len': "
+                    "episodes_per_trial * episode length})`.",
+                    self.env,
+                    seq,
+                )
+        elif seq is not None and seq <= length and log_once("rl2_short_max_seq_len"):
+            logger.warning(
+                "RL²'s `max_seq_len` is %s, shorter than a trial (%s steps): "
+                "training backpropagates through pieces of a trial only. Leave "
+                "`max_seq_len` unset (RL² sets it to the trial's length + 1, for "
+                "the step RLlib's PPO appends to bootstrap values) or set %s.",
+                seq,
+                length,
+                length + 1,
+            )
 
     @override(PPOConfig)
     def validate(self) -> None:
@@ -308,6 +402,19 @@ class RL2Config(PPOConfig):
                 "RL²: each sub-env is wrapped in its own trial. Set "
                 "`config.env_runners(gym_env_vectorize_mode='SYNC')`."
             )
+        self._find_trial_length()
+        self._check_max_seq_len()
+        seq = self.model_config.get("max_seq_len")
+        if self.trial_length is not None and isinstance(seq, int):
+            # RLlib's minibatches of a recurrent module are whole sequences.
+            seq = min(seq, self.trial_length + 1)
+            if self.minibatch_size < seq:
+                self._value_error(
+                    f"`minibatch_size` ({self.minibatch_size}) is shorter than one "
+                    f"sequence of the recurrent policy ({seq} steps: a trial and "
+                    "the step PPO appends to bootstrap values). Set "
+                    f"`config.training(minibatch_size={seq})` or larger."
+                )
         if not (
             isinstance(self.env_runner_cls, type)
             and issubclass(self.env_runner_cls, RL2EnvRunner)

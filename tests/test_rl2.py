@@ -115,6 +115,8 @@ class _ImageProbe(TaskProbeEnv):
     [
         ({"episodes_per_trial": 0}, "`episodes_per_trial` must be an integer >= 1"),
         ({"episodes_per_trial": 1.5}, "`episodes_per_trial` must be an integer >= 1"),
+        # Navigation2D: 100-step episodes, a 201-step sequence.
+        ({"minibatch_size": 200}, r"`minibatch_size` \(200\) is shorter than one"),
     ],
 )
 def test_bad_settings_raise_clear_errors(settings, match):
@@ -231,6 +233,53 @@ def test_rl2_trains_carries_state_across_inner_episodes_and_restores(
         assert episode_return_key(2) in restored.train()["env_runners"]
     finally:
         restored.stop()
+
+
+@pytest.mark.integration
+def test_training_batches_hold_whole_trials_as_single_sequences(ray_session):
+    # A trial (60 steps) longer than RLlib's and RL²'s old `max_seq_len` (50),
+    # and samples of the size of one round of trials.
+    horizon, num_envs = 30, 4
+    trial = 2 * horizon
+    config = small_config(
+        "rllib_maml/Navigation2D-v0",
+        env_config={"horizon": horizon},
+        num_envs=num_envs,
+        batch=num_envs * trial,
+        seed=5,
+    )
+    algo = config.build_algo()
+    try:
+        # The trial and the step PPO appends to bootstrap the value.
+        assert algo.config.model_config["max_seq_len"] == trial + 1
+        algo.train()
+        episodes = algo.env_runner.sample()  # as training samples
+        assert episodes and all(
+            e.t_started == 0 and e.is_done and len(e) == trial for e in episodes
+        )
+        learner = algo.learner_group._learner
+        batch = learner._learner_connector(
+            rl_module=learner.module,
+            batch={},
+            episodes=episodes,
+            shared_data={},
+            metrics=learner.metrics,
+        )["default_policy"]
+        initial = algo.get_module().get_initial_state()
+    finally:
+        algo.stop()
+    # One sequence per trial, from the module's initial state: gradients of
+    # episode 2's steps reach episode 1's.
+    mask = np.asarray(batch[Columns.LOSS_MASK])
+    assert mask.shape == (len(episodes), trial + 1)
+    assert mask[:, :trial].all() and not mask[:, trial].any()
+    tree.map_structure(
+        lambda state, init: np.testing.assert_array_equal(
+            np.asarray(state), np.broadcast_to(np.asarray(init), state.shape)
+        ),
+        batch[Columns.STATE_IN],
+        initial,
+    )
 
 
 @pytest.mark.integration
