@@ -258,7 +258,12 @@ class RL2Config(PPOConfig):
         self.lr = 3e-4
         self.num_epochs = 5
         self.minibatch_size = 4000
-        self.train_batch_size_per_learner = 16000
+        # With whole trials this is a minimum: an iteration samples rounds of
+        # one trial per env until it has this many steps (Navigation2D, 2
+        # runners x 40 envs x 200 steps: one round, 16,000 steps). A round
+        # cut short by a terminated inner episode stays under a batch size of
+        # one full round and would need a second.
+        self.train_batch_size_per_learner = 8000
         # RLlib's PPO clips the squared value error at `vf_clip_param` (10):
         # beyond an error of about 3 the value function gets no gradient, and
         # a trial's returns are tens to hundreds.
