@@ -21,12 +21,16 @@ setup(
     entry_points={"console_scripts": ["rllib-maml=rllib_maml.cli:main"]},
     extras_require={
         "mujoco": ["mujoco>=3.0", "gymnasium[mujoco]"],
+        # Meta-World's v3 envs (`rllib_maml/MetaWorldML1-v0`, `...ML10-v0`);
+        # metaworld 3.1 pins mujoco 3.3.0.
+        "metaworld": ["metaworld>=3.1,<4"],
         "dev": [
             "pytest>=8",
             "ruff==0.17.6",
             "pre-commit",
             "mujoco>=3.0",
             "gymnasium[mujoco]",
+            "metaworld>=3.1,<4",
         ],
     },
 )

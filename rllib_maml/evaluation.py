@@ -37,7 +37,7 @@ import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.env.env_context import EnvContext
 
-from rllib_maml.envs.base import sample_tasks_checked
+from rllib_maml.envs.base import heldout_task_method, sample_tasks_checked
 from rllib_maml.sampling import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -80,18 +80,28 @@ METHOD_SCHEMA: dict[str, type | tuple] = {
 }
 # Written by this version; `rl2` entries must have it (their width is the
 # trial's episodes, not `adaptation_steps + 1`).
-OPTIONAL_METHOD_KEYS: dict[str, type | tuple] = {"experience_episodes": list}
+OPTIONAL_METHOD_KEYS: dict[str, type | tuple] = {
+    "experience_episodes": list,
+    # Envs that report `info["success"]` (Meta-World): the share of episodes
+    # with a successful step, per point and per task and point.
+    "success_rate_mean": list,
+    "task_success_rates": list,
+}
 
 
 def heldout_tasks(algo, num_tasks: int, seed: int):
-    """`num_tasks` tasks drawn from the env's distribution with a held-out seed
-    (`algo`: an algorithm, or anything with its `config`)."""
+    """`num_tasks` held-out tasks (`algo`: an algorithm, or anything with its
+    `config`): from the env's `sample_test_tasks` where it has one (a
+    benchmark's test split, e.g. Meta-World's), else from its task
+    distribution with a held-out seed."""
     config = algo.config
     _, creator = Algorithm._get_env_id_and_creator(config.env, config)
     env = creator(EnvContext(config.env_config, worker_index=0))
     try:
         env.reset(seed=seed + HELDOUT_SEED_OFFSET)
-        return sample_tasks_checked(env, num_tasks, config.env)
+        return sample_tasks_checked(
+            env, num_tasks, config.env, method=heldout_task_method(env)
+        )
     finally:
         env.close()
 
@@ -105,6 +115,7 @@ def adaptation_returns(
     seed: int,
     module_state: dict | None = None,
     env_runner_group=None,
+    success_out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean episode return per task after 0..`num_steps` inner steps.
 
@@ -117,6 +128,8 @@ def adaptation_returns(
         module_state: a full module state to evaluate instead of the
             meta-policy (a baseline); the learner's meta-policy is restored
             afterwards, and the runners sample it with functional parameters.
+        success_out: filled with the success rates ([len(tasks), num_steps +
+            1], NaN where the env reports no success).
 
     Returns:
         Array of shape [len(tasks), num_steps + 1].
@@ -137,6 +150,7 @@ def adaptation_returns(
             evaluation=True,
             start_params=start,
             env_runner_group=env_runner_group,
+            success_out=success_out,
         )
     finally:
         if saved is not None:
@@ -144,13 +158,18 @@ def adaptation_returns(
 
 
 def summarize(
-    returns: np.ndarray, env: str, source: str, experience_episodes: list[int]
+    returns: np.ndarray,
+    env: str,
+    source: str,
+    experience_episodes: list[int],
+    success: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """One method's entry of the report; `returns` is [tasks, points] with
-    `experience_episodes[j]` episodes on the task before point j."""
+    `experience_episodes[j]` episodes on the task before point j; `success`
+    (same shape, NaN where the env reports none) adds the success rates."""
     n = returns.shape[0]
     std = returns.std(axis=0, ddof=1) if n > 1 else np.zeros(returns.shape[1])
-    return {
+    entry = {
         "env": env,
         "return_mean": returns.mean(axis=0).tolist(),
         "return_std": std.tolist(),
@@ -159,6 +178,17 @@ def summarize(
         "source": source,
         "experience_episodes": [int(e) for e in experience_episodes],
     }
+    if success is not None and not np.isnan(success).any():
+        entry["success_rate_mean"] = success.mean(axis=0).tolist()
+        entry["task_success_rates"] = success.tolist()
+    return entry
+
+
+def _measured(algo, summary_args: tuple, **run) -> dict[str, Any]:
+    """`adaptation_returns(algo, **run)` summarized with its success rates."""
+    success = np.full((len(run["tasks"]), run["num_steps"] + 1), np.nan)
+    returns = adaptation_returns(algo, success_out=success, **run)
+    return summarize(returns, *summary_args, success=success)
 
 
 def evaluate_with_baselines(
@@ -219,20 +249,17 @@ def evaluate_with_baselines(
     methods: dict[str, dict] = {}
 
     log(f"Evaluating maml on {num_tasks} held-out tasks, {num_steps} steps ...")
-    methods["maml"] = summarize(
-        adaptation_returns(algo, **run),
-        config.env,
-        checkpoint or "algorithm",
-        experience,
+    methods["maml"] = _measured(
+        algo, (config.env, checkpoint or "algorithm", experience), **run
     )
     if "random" in baselines:
         log("Evaluating random init ...")
         state = algo._call_learner(lambda learner: learner.fresh_module_state(seed))
-        methods["random"] = summarize(
-            adaptation_returns(algo, module_state=state, **run),
-            config.env,
-            f"fresh module, torch seed {seed}",
-            experience,
+        methods["random"] = _measured(
+            algo,
+            (config.env, f"fresh module, torch seed {seed}", experience),
+            module_state=state,
+            **run,
         )
 
     def given_or_trained(name: str, state: dict | None, env) -> tuple[dict, str]:
@@ -247,22 +274,19 @@ def evaluate_with_baselines(
     if "pretrained" in baselines:
         state, source = given_or_trained("pretrained", pretrained_state, config.env)
         log("Evaluating pretrained ...")
-        methods["pretrained"] = summarize(
-            adaptation_returns(algo, module_state=state, **run),
-            config.env,
-            source,
-            experience,
+        methods["pretrained"] = _measured(
+            algo, (config.env, source, experience), module_state=state, **run
         )
     if "oracle" in baselines:
         oracle_state, source = given_or_trained("oracle", oracle_state, oracle_env)
         log("Evaluating oracle ...")
         oracle_algo = bl.build_like(algo, env=oracle_env)
         try:
-            methods["oracle"] = summarize(
-                adaptation_returns(oracle_algo, module_state=oracle_state, **run),
-                oracle_env,
-                source,
-                experience,
+            methods["oracle"] = _measured(
+                oracle_algo,
+                (oracle_env, source, experience),
+                module_state=oracle_state,
+                **run,
             )
         finally:
             oracle_algo.stop()
@@ -375,12 +399,16 @@ def check_report(report: dict[str, Any]) -> None:
         for key in ("return_mean", "return_std", "return_sem"):
             if len(entry[key]) != width:
                 raise ValueError(f"methods[{name!r}][{key!r}] needs {width} values.")
-        if len(entry["task_returns"]) != report["num_tasks"] or any(
-            len(row) != width for row in entry["task_returns"]
-        ):
+        for key in ("task_returns", "task_success_rates"):
+            rows = entry.get(key, [[None] * width] * report["num_tasks"])
+            if len(rows) != report["num_tasks"] or any(len(r) != width for r in rows):
+                raise ValueError(
+                    f"methods[{name!r}][{key!r}] must be "
+                    f"[{report['num_tasks']}][{width}]."
+                )
+        if len(entry.get("success_rate_mean", [None] * width)) != width:
             raise ValueError(
-                f"methods[{name!r}]['task_returns'] must be "
-                f"[{report['num_tasks']}][{width}]."
+                f"methods[{name!r}]['success_rate_mean'] needs {width} values."
             )
 
 
@@ -432,6 +460,21 @@ def markdown_table(report: dict[str, Any]) -> str:
             for m, s in zip(entry["return_mean"], entry["return_sem"], strict=True)
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rates = {
+        name: entry["success_rate_mean"]
+        for name, entry in report["methods"].items()
+        if "success_rate_mean" in entry
+    }
+    if rates:
+        lines += [
+            "",
+            "Success rate (share of episodes with a successful step):",
+            "",
+            "| method | " + " | ".join(f"{k} steps" for k in steps) + " |",
+            "|---|" + "---:|" * len(steps),
+        ]
+        for name, rate in rates.items():
+            lines.append(f"| {name} | " + " | ".join(f"{r:.2f}" for r in rate) + " |")
     if "rl2" in report["methods"]:
         lines += ["", *_experience_table(report)]
     return "\n".join(lines) + "\n"

@@ -87,6 +87,36 @@ def episode_return_mean_adapt_key(step: int) -> str:
     return f"{EPISODE_RETURN_MEAN}_adapt_{step}"
 
 
+# Result key (under `env_runners`) of the share of episodes that succeeded,
+# for envs that report `info["success"]` (Meta-World); `_adapt_<k>` after k
+# inner steps.
+EPISODE_SUCCESS_RATE = "episode_success_rate"
+
+
+def episode_success_rate_key(step: int) -> str:
+    """Result key (under `env_runners`) of the success rate after `step` inner
+    steps (`step` 0: before adaptation)."""
+    return EPISODE_SUCCESS_RATE + (f"_adapt_{step}" if step else "")
+
+
+def episode_succeeded(episode) -> bool | None:
+    """Whether any step of `episode` reported `info["success"]`; None if its
+    env reports no success."""
+    infos = episode.get_infos()
+    if not any("success" in info for info in infos):
+        return None
+    return any(bool(info.get("success")) for info in infos)
+
+
+def success_rate(episodes) -> float:
+    """The share of `episodes` that succeeded; NaN if their env reports no
+    success."""
+    succeeded = [episode_succeeded(ep) for ep in episodes]
+    if not succeeded or succeeded[0] is None:
+        return float("nan")
+    return float(np.mean([bool(s) for s in succeeded]))
+
+
 def sampling_timer_key(step: int) -> str:
     """Timer key (under `timers`) of sampling at adaptation step `step`."""
     return f"{ENV_RUNNER_SAMPLING_TIMER}_step_{step}"
@@ -210,6 +240,7 @@ class MAML(Algorithm):
         meta_policy_state: dict | None = None,
         env_runner_group=None,
         clock: PhaseClock | None = None,
+        success_out: np.ndarray | None = None,
     ) -> np.ndarray:
         """MAML's inner loop on `tasks`: sample step k, adapt, for k = 0..N.
 
@@ -227,6 +258,9 @@ class MAML(Algorithm):
                 each runner before step 0 unless it has it already.
             env_runner_group: where to sample; default the training runners.
             clock: adds up the seconds per phase.
+            success_out: if given ([len(tasks), N + 1]), filled with each
+                task's success rate after 0..N steps (`episode_succeeded`;
+                NaN where the env reports no success).
 
         Returns:
             The mean return per task after 0..N steps, [len(tasks), N + 1].
@@ -252,6 +286,8 @@ class MAML(Algorithm):
             check_finite(episodes_by_task, tasks, step, config.env)
             for i, episodes in episodes_by_task.items():
                 returns[i, step] = np.mean([ep.get_return() for ep in episodes])
+                if success_out is not None:
+                    success_out[i, step] = success_rate(episodes)
             if not evaluation:
                 self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
                 self._log_episode_returns(step, episodes_by_task)
@@ -358,6 +394,11 @@ class MAML(Algorithm):
                 (ENV_RUNNER_RESULTS, episode_return_mean_adapt_key(step)),
                 mean_return,
                 window=1,
+            )
+        rate = success_rate([ep for eps in episodes_by_task.values() for ep in eps])
+        if not np.isnan(rate):
+            self.metrics.log_value(
+                (ENV_RUNNER_RESULTS, episode_success_rate_key(step)), rate, window=1
             )
 
 

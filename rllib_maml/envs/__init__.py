@@ -42,8 +42,12 @@ ENV_SPECS: dict[str, str] = {
     "AntRandGoal-v0": "rllib_maml.envs.locomotion:AntRandGoalEnv",
     "AntRandDirec-v0": "rllib_maml.envs.locomotion:AntRandDirecEnv",
     "AntRandVel-v0": "rllib_maml.envs.locomotion:AntRandVelEnv",
+    # Need the `metaworld` extra (`pip install 'rllib_maml[metaworld]'`).
+    "MetaWorldML1-v0": "rllib_maml.envs.metaworld:MetaWorldML1Env",
+    "MetaWorldML10-v0": "rllib_maml.envs.metaworld:MetaWorldML10Env",
 }
 MUJOCO_ENVS = tuple(name for name, path in ENV_SPECS.items() if "locomotion" in path)
+METAWORLD_ENVS = tuple(name for name, path in ENV_SPECS.items() if "metaworld" in path)
 
 
 def env_class(name: str) -> type[MetaEnv]:
@@ -107,11 +111,15 @@ def _oracle_name(name: str) -> str:
     return f"{base}Oracle-{version}"
 
 
-def registered_env_names(include_mujoco: bool = True) -> list[str]:
+def registered_env_names(
+    include_mujoco: bool = True, include_metaworld: bool = True
+) -> list[str]:
     """All env names this package registers (with the `rllib_maml/` namespace)."""
     names = []
     for name in ENV_SPECS:
-        if include_mujoco or name not in MUJOCO_ENVS:
+        if (include_mujoco or name not in MUJOCO_ENVS) and (
+            include_metaworld or name not in METAWORLD_ENVS
+        ):
             names += [f"{NAMESPACE}/{name}", f"{NAMESPACE}/{_oracle_name(name)}"]
     return names
 
@@ -140,6 +148,7 @@ def register_envs() -> None:
 __all__ = [
     "CartPoleMassEnv",
     "ENV_SPECS",
+    "METAWORLD_ENVS",
     "MUJOCO_ENVS",
     "MountainCarContinuousMetaEnv",
     "ParameterizedCartPoleEnv",

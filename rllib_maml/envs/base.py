@@ -38,6 +38,10 @@ class MetaEnv(gym.Env, abc.ABC):
     def get_task(self) -> Any:
         """Returns the current task."""
 
+    # Optional: `sample_test_tasks(n)` -> `n` tasks of a held-out split (a
+    # benchmark's test tasks). The evaluation on held-out tasks then draws
+    # from it instead of from `sample_tasks` with a held-out seed.
+
 
 def missing_task_methods(env: Any) -> list[str]:
     """Names of the task-API methods `env` (or a wrapper around it) lacks."""
@@ -69,18 +73,34 @@ def check_meta_env(env: Any, env_name: Any = None) -> None:
         )
 
 
-def sample_tasks_checked(env: gym.Env, n: int, env_name: Any = None) -> list[Any]:
-    """Calls `env.sample_tasks(n)` and checks that it returned `n` tasks."""
+def heldout_task_method(env: gym.Env) -> str:
+    """ "sample_test_tasks" where `env` (or a wrapper around it) has a held-out
+    split, else "sample_tasks"."""
     try:
-        tasks = env.get_wrapper_attr("sample_tasks")(n)
+        return (
+            "sample_test_tasks"
+            if callable(env.get_wrapper_attr("sample_test_tasks"))
+            else "sample_tasks"
+        )
+    except AttributeError:
+        return "sample_tasks"
+
+
+def sample_tasks_checked(
+    env: gym.Env, n: int, env_name: Any = None, method: str = "sample_tasks"
+) -> list[Any]:
+    """Calls `env.<method>(n)` (`sample_tasks` or `sample_test_tasks`) and
+    checks that it returned `n` tasks."""
+    try:
+        tasks = env.get_wrapper_attr(method)(n)
     except Exception as e:  # noqa: BLE001 - re-raised with context
         raise RuntimeError(
-            f"`sample_tasks({n})` of env {env_name!r} raised {type(e).__name__}: {e}"
+            f"`{method}({n})` of env {env_name!r} raised {type(e).__name__}: {e}"
         ) from e
     if not isinstance(tasks, Sequence) or len(tasks) != n:
         got = len(tasks) if isinstance(tasks, Sequence) else type(tasks).__name__
         raise ValueError(
-            f"`sample_tasks({n})` of env {env_name!r} returned {got} tasks, "
+            f"`{method}({n})` of env {env_name!r} returned {got} tasks, "
             f"expected a list of {n}. It must return exactly `n` tasks."
         )
     return list(tasks)
