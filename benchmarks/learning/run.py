@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import write_results  # noqa: E402
 
 from rllib_maml import RL2, cli, evaluation  # noqa: E402
+from rllib_maml.maml import EPISODE_SUCCESS_RATE  # noqa: E402
 from rllib_maml.progress import (  # noqa: E402
     HEADER,
     post_adaptation_return,
@@ -87,6 +88,12 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
             curve["pre"].append(pre_adaptation_return(result))
             curve["post"].append(post_adaptation_return(result))
             curve["episode_len_mean"].append(runners["episode_len_mean"])
+            # Envs that report success (Meta-World): before and after the last
+            # inner step.
+            rates = sorted(k for k in runners if k.startswith(EPISODE_SUCCESS_RATE))
+            if rates:
+                curve.setdefault("success_pre", []).append(runners[rates[0]])
+                curve.setdefault("success_post", []).append(runners[rates[-1]])
             curve["wall_s"].append(time.perf_counter() - start)
             finished = cli.stop_reached(result, stop)
             if finished or result["training_iteration"] % args.save_every == 0:
