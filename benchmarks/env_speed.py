@@ -56,11 +56,16 @@ def main() -> None:
     for r in range(args.rounds):
         for label, env in envs.items():
             rates[label].append(steps_per_second(env, args.steps, rng))
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))
+        print(
+            f"round {r + 1}: "
+            + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items())
+        )
     median = {label: float(np.median(v)) for label, v in rates.items()}
     cheetah = median["HalfCheetahRandDirec-v0"]
     for label, value in median.items():
-        print(f"{label:32s} {value:9,.0f} env steps/s  ({value / cheetah:.2f}x HalfCheetah)")
+        print(
+            f"{label:32s} {value:9,.0f} env steps/s  ({value / cheetah:.2f}x HalfCheetah)"
+        )
     write_results(
         args.output,
         "env_speed",

@@ -187,6 +187,9 @@ def test_evaluation_reports_success_rates_on_test_tasks(ray_session):
     for name in ("maml", "random"):
         entry = report["methods"][name]
         rates = np.asarray(entry["task_success_rates"])
-        assert rates.shape == (2, 2) and ((rates == 0) | (rates == 0.5) | (rates == 1)).all()
+        assert (
+            rates.shape == (2, 2)
+            and ((rates == 0) | (rates == 0.5) | (rates == 1)).all()
+        )
         np.testing.assert_allclose(entry["success_rate_mean"], rates.mean(axis=0))
     assert "Success rate" in markdown_table(report)

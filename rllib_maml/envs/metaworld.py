@@ -85,7 +85,9 @@ class _MetaWorldEnv(MetaEnv):
             )
         self.oracle = bool(config.get("oracle", False))
         self.render_mode = config.get("render_mode")
-        self.benchmark = _benchmark(kind, env_name, int(config.get("benchmark_seed", 0)))
+        self.benchmark = _benchmark(
+            kind, env_name, int(config.get("benchmark_seed", 0))
+        )
         self.classes = {
             "train": dict(self.benchmark.train_classes),
             "test": dict(self.benchmark.test_classes),
@@ -99,7 +101,9 @@ class _MetaWorldEnv(MetaEnv):
         ):
             for task in tasks:
                 self.tasks[split].setdefault(task.env_name, []).append(task)
-        size = OBS_SIZE + (len(self.task_vector_of(self._first_task())) if self.oracle else 0)
+        size = OBS_SIZE + (
+            len(self.task_vector_of(self._first_task())) if self.oracle else 0
+        )
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._envs: dict[str, Any] = {}  # env name -> its Sawyer env, made lazily
