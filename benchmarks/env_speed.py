@@ -63,9 +63,8 @@ def main() -> None:
     median = {label: float(np.median(v)) for label, v in rates.items()}
     cheetah = median["HalfCheetahRandDirec-v0"]
     for label, value in median.items():
-        print(
-            f"{label:32s} {value:9,.0f} env steps/s  ({value / cheetah:.2f}x HalfCheetah)"
-        )
+        ratio = value / cheetah
+        print(f"{label:32s} {value:9,.0f} env steps/s  ({ratio:.2f}x HalfCheetah)")
     write_results(
         args.output,
         "env_speed",
