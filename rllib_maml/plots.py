@@ -29,24 +29,39 @@ def plot_adaptation(report: dict[str, Any], path: str) -> str:
     from rllib_maml.evaluation import experience_episodes
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    # A second panel with the success rates where the env reports success.
+    success = {
+        name: entry["success_rate_mean"]
+        for name, entry in report["methods"].items()
+        if "success_rate_mean" in entry
+    }
+    fig, axes = plt.subplots(1, 2 if success else 1, figsize=(11 if success else 6, 4))
+    axes = list(axes) if success else [axes]
+    ax = axes[0]
     by_experience = "rl2" in report["methods"]
+
+    def x_of(name):
+        if by_experience:
+            return experience_episodes(report, name)
+        return list(range(report["adaptation_steps"] + 1))
+
     for name, entry in report["methods"].items():
-        x = (
-            experience_episodes(report, name)
-            if by_experience
-            else range(report["adaptation_steps"] + 1)
-        )
         mean, sem = entry["return_mean"], entry["return_sem"]
-        ax.errorbar(list(x), mean, yerr=sem, marker="o", capsize=3, label=name)
-    if by_experience:
-        ax.set_xlabel("episodes of experience on the task")
-    else:
-        ax.set_xticks(range(report["adaptation_steps"] + 1))
-        ax.set_xlabel("inner gradient steps")
+        ax.errorbar(x_of(name), mean, yerr=sem, marker="o", capsize=3, label=name)
+    for name, rate in success.items():
+        axes[1].plot(x_of(name), rate, marker="o", label=name)
+    for a in axes:
+        if by_experience:
+            a.set_xlabel("episodes of experience on the task")
+        else:
+            a.set_xticks(range(report["adaptation_steps"] + 1))
+            a.set_xlabel("inner gradient steps")
+        a.legend()
     ax.set_ylabel("average return")
     ax.set_title(f"{report['env']}: {report['num_tasks']} held-out tasks")
-    ax.legend()
+    if success:
+        axes[1].set_ylabel("success rate")
+        axes[1].set_ylim(-0.05, 1.05)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

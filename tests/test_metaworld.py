@@ -173,8 +173,11 @@ def test_maml_reports_success_rates_before_and_after_adaptation(ray_session):
 
 
 @pytest.mark.integration
-def test_evaluation_reports_success_rates_on_test_tasks(ray_session):
+def test_evaluation_reports_success_rates_on_test_tasks(ray_session, tmp_path):
+    import matplotlib.image
+
     from rllib_maml.evaluation import evaluate_with_baselines, markdown_table
+    from rllib_maml.plots import plot_adaptation
 
     algo = small_reach_config(horizon=10).build_algo()
     try:
@@ -193,3 +196,6 @@ def test_evaluation_reports_success_rates_on_test_tasks(ray_session):
         )
         np.testing.assert_allclose(entry["success_rate_mean"], rates.mean(axis=0))
     assert "Success rate" in markdown_table(report)
+    # The plot gets a second panel, the success rates (11 x 4 inches at 100 dpi).
+    png = plot_adaptation(report, str(tmp_path / "adaptation.png"))
+    assert matplotlib.image.imread(png).shape[:2] == (400, 1100)
