@@ -33,6 +33,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import uuid
 from typing import Any
 
 import gymnasium as gym
@@ -63,6 +64,8 @@ TRIAL_RETURNS_INFO_KEY = "rl2_trial_returns"
 # `env_config` key: a list of tasks the trials take in order (evaluation on
 # held-out tasks) instead of sampling them.
 TRIAL_TASKS_KEY = "rl2_trial_tasks"
+# In a trial's first info: [the TrialEnv's id, the trial's number in it].
+TRIAL_ID_INFO_KEY = "rl2_trial"
 # `max_seq_len` where the env does not say how long its episodes are.
 DEFAULT_MAX_SEQ_LEN = 200
 
@@ -97,6 +100,7 @@ class TrialEnv(gym.Wrapper):
             dtype=np.float32,
         )
         self._tasks = list(tasks) if tasks is not None else None
+        self._uid = uuid.uuid4().hex  # tells this env's trials from others'
         self._trials = 0
         self._inner_episode = 0
         self._returns: list[float] = []
@@ -118,6 +122,7 @@ class TrialEnv(gym.Wrapper):
         self._inner_episode = 0
         self._returns = [0.0]
         obs, info = self.env.reset(options=options)
+        info = {**info, TRIAL_ID_INFO_KEY: [self._uid, self._trials]}
         return self._observation(obs, False), info
 
     @override(gym.Wrapper)
@@ -202,9 +207,20 @@ class _TrialEnvCreator:
 
 class RL2EnvRunner(SingleAgentEnvRunner):
     """`SingleAgentEnvRunner` on `TrialEnv`s of the config's env; logs the
-    mean return of each inner episode of the trials it finishes."""
+    mean return of each inner episode of the trials it finishes.
+
+    A training sample (`batch_mode="complete_episodes"`, the trial's length
+    known) is one trial per sub-env, each env's first from a reset: the sub-
+    envs step `trial_length` times, and trials an early finisher starts after
+    its first are dropped. RLlib's own complete-episode sampling stops at the
+    n-th finished episode, which favours short trials (in Navigation2D, those
+    that reach the goal early): measured on one policy, 70% of its trials
+    ended early against 52% sampled one after the other, with returns 20
+    higher.
+    """
 
     def __init__(self, *, config: RL2Config, **kwargs):
+        self.trial_length = config.trial_length
         _, creator = Algorithm._get_env_id_and_creator(config.env, config)
         trial_config = config.copy(copy_frozen=False)
         trial_config.environment(
@@ -215,7 +231,19 @@ class RL2EnvRunner(SingleAgentEnvRunner):
 
     @override(SingleAgentEnvRunner)
     def sample(self, **kwargs) -> list:
-        episodes = super().sample(**kwargs)
+        one_round = (
+            kwargs.get("num_timesteps") is None
+            and kwargs.get("num_episodes") is None
+            and self.config.batch_mode == "complete_episodes"
+            and self.trial_length is not None
+        )
+        if one_round:
+            kwargs.update(
+                num_timesteps=self.num_envs * self.trial_length, force_reset=True
+            )
+            episodes = first_trials(super().sample(**kwargs))
+        else:
+            episodes = super().sample(**kwargs)
         window = self.config.metrics_num_episodes_for_smoothing
         for episode in episodes:
             if not episode.is_done:
@@ -226,6 +254,19 @@ class RL2EnvRunner(SingleAgentEnvRunner):
                     episode_return_key(n), float(value), window=window
                 )
         return episodes
+
+
+def first_trials(episodes: list) -> list:
+    """The finished trials that were the first of their `TrialEnv` among
+    `episodes` (trials started after an env's first are left out)."""
+    first: dict[str, Any] = {}
+    for episode in episodes:
+        if not episode.is_done:
+            continue
+        uid, number = episode.get_infos(0)[TRIAL_ID_INFO_KEY]
+        if uid not in first or number < first[uid][0]:
+            first[uid] = (number, episode)
+    return [episode for _, episode in first.values()]
 
 
 class RL2Config(PPOConfig):
@@ -261,10 +302,9 @@ class RL2Config(PPOConfig):
         self.num_epochs = 5
         self.minibatch_size = 4000
         # With whole trials this is a minimum: an iteration samples rounds of
-        # one trial per env until it has this many steps (Navigation2D, 2
-        # runners x 40 envs x 200 steps: one round, 16,000 steps). A round
-        # cut short by a terminated inner episode stays under a batch size of
-        # one full round and would need a second.
+        # one trial per env (`RL2EnvRunner.sample`) until it has this many
+        # env steps (Navigation2D, 2 runners x 40 envs x 200 steps: one
+        # round, 16,000 steps).
         self.train_batch_size_per_learner = 8000
         # RLlib's PPO clips the squared value error at `vf_clip_param` (10):
         # beyond an error of about 3 the value function gets no gradient, and

@@ -17,6 +17,7 @@ from rllib_maml.envs.base import MetaEnv
 from rllib_maml.rl2 import (
     ADAPTATION_DELTA,
     RL2,
+    TRIAL_ID_INFO_KEY,
     TRIAL_RETURNS_INFO_KEY,
     RL2Config,
     TrialEnv,
@@ -55,6 +56,21 @@ class TaskProbeEnv(MetaEnv):
         self.t += 1
         obs = np.full(2, 0.1 * self.t, np.float32)
         return obs, float(self.task), False, self.t >= HORIZON, {}
+
+
+class LengthProbeEnv(TaskProbeEnv):
+    """A task is an episode's length: 1 (short, 3 in 4 draws) or `horizon`
+    (long)."""
+
+    horizon = 10
+
+    def sample_tasks(self, n):
+        lengths = self.np_random.choice([1, self.horizon], size=n, p=[0.75, 0.25])
+        return [int(x) for x in lengths]
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), 1.0, self.t >= self.task, False, {}
 
 
 class NoTaskAPIEnv(gym.Env):
@@ -280,6 +296,28 @@ def test_training_batches_hold_whole_trials_as_single_sequences(ray_session):
         batch[Columns.STATE_IN],
         initial,
     )
+
+
+@pytest.mark.integration
+def test_a_training_sample_is_each_envs_first_trial_short_or_long(ray_session):
+    # Short trials (2 steps) and long ones (20); stopping at the n-th finished
+    # trial would return short trials only, several from the same env.
+    register_env("rl2_test_length_probe", lambda ctx: LengthProbeEnv(ctx))
+    num_envs = 8
+    config = small_config(
+        "rl2_test_length_probe", num_envs=num_envs, batch=40, seed=1
+    ).training(minibatch_size=21)
+    algo = config.build_algo()
+    try:
+        assert algo.config.trial_length == 20
+        for _ in range(5):
+            episodes = algo.env_runner.sample()
+            ids = [e.get_infos(0)[TRIAL_ID_INFO_KEY] for e in episodes]
+            assert len({uid for uid, _ in ids}) == len(episodes) == num_envs
+            assert all(e.is_done and e.t_started == 0 for e in episodes)
+            assert {len(e) for e in episodes} <= {2, 20}
+    finally:
+        algo.stop()
 
 
 @pytest.mark.integration
