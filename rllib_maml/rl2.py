@@ -296,8 +296,8 @@ class RL2Config(PPOConfig):
         self.batch_mode = "complete_episodes"
         # PPO settings for trials of a few short episodes on two cores:
         # fewer, larger minibatches than PPO's defaults (30 epochs of 128).
-        # lr 1e-3 (ProMP's RL² setting): on Navigation2D 3e-4 learned no
-        # adaptation in 1.3M env steps, 1e-3 did (benchmarks/README.md, RL²).
+        # lr 1e-3: ProMP's RL² setting (benchmarks/README.md, RL², has the
+        # runs with 3e-4 and 1e-3).
         self.lr = 1e-3
         self.num_epochs = 5
         self.minibatch_size = 4000
