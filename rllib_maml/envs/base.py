@@ -74,8 +74,8 @@ def check_meta_env(env: Any, env_name: Any = None) -> None:
 
 
 def heldout_task_method(env: gym.Env) -> str:
-    """ "sample_test_tasks" where `env` (or a wrapper around it) has a held-out
-    split, else "sample_tasks"."""
+    """The method that draws held-out tasks: `sample_test_tasks` where `env`
+    (or a wrapper around it) has a held-out split, else `sample_tasks`."""
     try:
         return (
             "sample_test_tasks"
