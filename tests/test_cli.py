@@ -147,15 +147,17 @@ def test_train_evaluate_plot(tmp_path):
         "--set",
         "training.train_batch_size_per_learner=400",
         "--set",
-        "training.minibatch_size=200",
+        "training.minibatch_size=400",
         "--set",
         "env_runners.num_env_runners=1",
+        "--set",
+        "env_runners.num_envs_per_env_runner=2",
         "--checkpoint-dir",
         str(rl2_dir),
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Training RL² on" in out.stdout and os.path.isdir(rl2_dir / "checkpoint")
-    # No trial ended in the one iteration (10 steps per env); the columns are there.
+    # One iteration: one 200-step trial per env.
     header = (rl2_dir / "progress.csv").read_text().splitlines()[0].split(",")
     assert {f"env_runners/episode_return_mean_episode_{n}" for n in (1, 2)} <= set(
         header
