@@ -126,6 +126,9 @@ def module_state_from_checkpoint(path: str) -> dict:
 
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    # RLlib reads a checkpoint through pyarrow, which takes absolute paths
+    # (or URIs) only.
+    path = os.path.abspath(path)
     for sub in (
         os.path.join("learner_group", "learner", "rl_module", DEFAULT_MODULE_ID),
         DEFAULT_MODULE_ID,

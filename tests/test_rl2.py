@@ -20,6 +20,7 @@ from rllib_maml.rl2 import (
     TRIAL_ID_INFO_KEY,
     TRIAL_RETURNS_INFO_KEY,
     RL2Config,
+    RL2Policy,
     TrialEnv,
     episode_return_key,
 )
@@ -202,7 +203,7 @@ def _outputs_step_by_step(module, observations, state):
 
 @pytest.mark.integration
 def test_rl2_trains_carries_state_across_inner_episodes_and_restores(
-    ray_session, tmp_path
+    ray_session, tmp_path, monkeypatch
 ):
     horizon = 4
     config = small_config(
@@ -239,8 +240,19 @@ def test_rl2_trains_carries_state_across_inner_episodes_and_restores(
 
         path = algo.save_to_path(str(tmp_path / "checkpoint"))
         weights = {k: v.clone() for k, v in module.state_dict().items()}
+        # The learner's module (the env runners' has the policy only updated).
+        learner_weights = algo.learner_group.get_weights()["default_policy"]
     finally:
         algo.stop()
+    # The policy alone (evaluation), from a path relative to the working
+    # directory as a user types it.
+    monkeypatch.chdir(tmp_path)
+    policy = RL2Policy.from_checkpoint("checkpoint")
+    assert policy.config.episodes_per_trial == trials
+    for key, value in policy.module_state.items():
+        torch.testing.assert_close(
+            torch.as_tensor(value), torch.as_tensor(learner_weights[key])
+        )
     restored = RL2.from_checkpoint(path)
     try:
         assert restored.config.episodes_per_trial == trials
