@@ -11,7 +11,9 @@ How to run (the settings of `benchmarks/results/rl2_probes/`, 2 cores):
     python benchmarks/rl2_probe.py --name whole_trials_lr1e-3_reward_x0.1 \
         --iterations 100 --reward-scale 0.1 \
         --set '{"training": {"lambda_": 0.95, "lr": 0.001}}'
-`--set` takes JSON with `env_runners`, `training` and `model_config` keys.
+`--set` takes JSON with `env_runners`, `training`, `model_config` and
+`env_config` keys (`{"env_config": {"oracle": true}}`: the goal visible, a
+check of the outer learner without meta-learning).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def main() -> None:
         )
     config = (
         RL2Config()
-        .environment(env, env_config={"horizon": 100})
+        .environment(env, env_config={"horizon": 100, **over.get("env_config", {})})
         .env_runners(num_env_runners=2, **over.get("env_runners", {}))
         .training(episodes_per_trial=2, **over.get("training", {}))
         .debugging(seed=args.seed)

@@ -1,4 +1,5 @@
-"""MAML's default RLModule: RLlib's PPO module with a settable initial action std."""
+"""The default RLModule of MAML and RL²: RLlib's PPO module with a settable
+initial action std, and a free log std that works with recurrent encoders."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class MAMLTorchRLModule(DefaultPPOTorchRLModule):
     @override(DefaultPPOTorchRLModule)
     def setup(self):
         super().setup()
+        if type(self.pi) is TorchFreeLogStdMLPHead:
+            self.pi.__class__ = FreeLogStdHead
         std = self.model_config.get(INITIAL_ACTION_STD_KEY)
         if std is None:
             return
@@ -41,6 +44,21 @@ class MAMLTorchRLModule(DefaultPPOTorchRLModule):
                 f"std. Remove the key from `config.rl_module(model_config=...)`."
             )
         set_initial_log_std(self.pi, math.log(std))
+
+
+class FreeLogStdHead(TorchFreeLogStdMLPHead):
+    """RLlib's free-log-std policy head (`free_log_std=True`), also for inputs
+    with a time axis (`[B, T, D]`, a recurrent encoder's output), where
+    RLlib's head fails to concatenate a `[B, D]` log std."""
+
+    @override(TorchFreeLogStdMLPHead)
+    def _forward(self, inputs: torch.Tensor, **kwargs) -> torch.Tensor:
+        mean = self.net(inputs)
+        log_std = self.log_std
+        if self.clip_log_std:
+            clip = self.log_std_clip_param_const
+            log_std = torch.clamp(log_std, -clip, clip)
+        return torch.cat([mean, log_std.expand(mean.shape)], dim=-1)
 
 
 def set_initial_log_std(pi_head: torch.nn.Module, log_std: float) -> None:

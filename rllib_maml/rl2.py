@@ -47,6 +47,7 @@ from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.connectors.env_to_module import (
     PrevActionsPrevRewards as RLlibPrevActionsPrevRewards,
 )
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.env_context import EnvContext
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.annotations import override
@@ -321,6 +322,14 @@ class RL2Config(PPOConfig):
         self.num_envs_per_env_runner = 40
 
     @override(PPOConfig)
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        # RLlib's PPO module, with `initial_action_std` and a `free_log_std`
+        # that works with an LSTM (`rllib_maml.module`).
+        from rllib_maml.module import MAMLTorchRLModule
+
+        return RLModuleSpec(module_class=MAMLTorchRLModule)
+
+    @override(PPOConfig)
     def training(self, *, episodes_per_trial=NotProvided, **kwargs) -> RL2Config:
         """Sets PPO's training settings and:
 
@@ -344,6 +353,12 @@ class RL2Config(PPOConfig):
             # One sequence per trial: its steps plus the one RLlib's PPO
             # appends to an episode to bootstrap its value.
             "max_seq_len": (self.trial_length or DEFAULT_MAX_SEQ_LEN) + 1,
+            # One action std for all states, as in the RL² paper's and
+            # garage's Gaussian GRU policies. With RLlib's state-dependent std
+            # the policy learned a "give up" state: log std 8-11 (clipped
+            # actions, a random walk) that the LSTM never left, in about 20%
+            # of Navigation2D trials (benchmarks/README.md, RL²).
+            "free_log_std": True,
             "fcnet_hiddens": [64],
             "fcnet_activation": "tanh",
             "vf_share_layers": False,

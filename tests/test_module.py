@@ -85,3 +85,31 @@ def test_bad_initial_action_std_is_rejected(value):
         match=r"`model_config\['initial_action_std'\]` must be a positive number",
     ):
         config.validate()
+
+
+def test_free_log_std_with_an_lstm_gives_the_parameter_at_every_step():
+    # RLlib's free-log-std head concatenates a [B, D] log std to a [B, T, D]
+    # mean (an LSTM encoder's output) and fails.
+    obs_space = gym.spaces.Box(-1.0, 1.0, (3,))
+    module = MAMLTorchRLModule(
+        observation_space=obs_space,
+        action_space=gym.spaces.Box(-1.0, 1.0, (2,)),
+        model_config={
+            "use_lstm": True,
+            "lstm_cell_size": 8,
+            "max_seq_len": 5,
+            "free_log_std": True,
+            "initial_action_std": 0.5,
+        },
+    )
+    batch, steps = 4, 5
+    state = {
+        k: torch.as_tensor(v).expand(batch, *v.shape)
+        for k, v in module.get_initial_state().items()
+    }
+    with torch.no_grad():
+        out = module.forward_train(
+            {Columns.OBS: torch.randn(batch, steps, 3), Columns.STATE_IN: state}
+        )[Columns.ACTION_DIST_INPUTS]
+    assert out.shape == (batch, steps, 4)
+    torch.testing.assert_close(out[..., 2:], torch.full((batch, steps, 2), math.log(0.5)))
