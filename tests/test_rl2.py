@@ -231,6 +231,9 @@ def test_rl2_trains_carries_state_across_inner_episodes_and_restores(
         initial = tree.map_structure(
             lambda v: torch.as_tensor(v)[None], module.get_initial_state()
         )
+        # One action std for all steps (RL2Config's default `free_log_std`).
+        log_std = sampled[:, sampled.shape[1] // 2 :]
+        assert np.ptp(log_std, axis=0).max() == 0.0
         replay = _outputs_step_by_step(module, observations, initial)
         np.testing.assert_allclose(replay, sampled, atol=1e-5)
         reset_at_boundary = _outputs_step_by_step(
