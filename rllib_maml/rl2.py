@@ -193,9 +193,14 @@ def rl2_env_to_module(env=None, spaces=None, device=None) -> list:
 class _TrialEnvCreator:
     """Env creator: the config's env, wrapped in `TrialEnv`."""
 
-    def __init__(self, creator, episodes_per_trial: int):
+    def __init__(self, creator, episodes_per_trial: int, env: Any = None):
         self.creator = creator
         self.episodes_per_trial = episodes_per_trial
+        self.env = env
+
+    def __repr__(self) -> str:
+        # Stable across copies of the config (`RL2Config._trial_key`).
+        return f"{type(self).__name__}({self.env!r}, {self.episodes_per_trial})"
 
     def __call__(self, ctx: EnvContext) -> TrialEnv:
         ctx = ctx if isinstance(ctx, EnvContext) else EnvContext(ctx, worker_index=0)
@@ -225,8 +230,13 @@ class RL2EnvRunner(SingleAgentEnvRunner):
         _, creator = Algorithm._get_env_id_and_creator(config.env, config)
         trial_config = config.copy(copy_frozen=False)
         trial_config.environment(
-            env=_TrialEnvCreator(creator, config.episodes_per_trial)
+            env=_TrialEnvCreator(creator, config.episodes_per_trial, config.env)
         )
+        if config._env_checked():  # the same env, wrapped: the same module
+            trial_config._env_facts = (
+                trial_config._trial_key(),
+                *config._env_facts[1:],
+            )
         trial_config.freeze()
         super().__init__(config=trial_config, **kwargs)
 
@@ -311,9 +321,10 @@ class RL2Config(PPOConfig):
         # beyond an error of about 3 the value function gets no gradient, and
         # a trial's returns are tens to hundreds.
         self.vf_clip_param = float("inf")
-        # (env, env_config, episodes_per_trial) -> steps of a trial; set by
-        # `validate` from the env, None where the env does not say.
-        self._trial_length: tuple[str, int | None] | None = None
+        # Set by `validate` from the env: (env, env_config, episodes_per_trial)
+        # -> steps of a trial (None where the env does not say), and whether
+        # its actions are a `Box`.
+        self._env_facts: tuple[str, int | None, bool] | None = None
         self.lambda_ = 0.95
         self.gamma = 0.99
         self.entropy_coeff = 0.0
@@ -357,8 +368,13 @@ class RL2Config(PPOConfig):
             # garage's Gaussian GRU policies. With RLlib's state-dependent std
             # the policy learned a "give up" state: log std 8-11 (clipped
             # actions, a random walk) that the LSTM never left, in about 20%
-            # of Navigation2D trials (benchmarks/README.md, RL²).
-            "free_log_std": True,
+            # of Navigation2D trials (benchmarks/README.md, RL²). RLlib has it
+            # for `Box` actions only.
+            # Configs saved before this default (with `_trial_length`) keep
+            # RLlib's std, so that their checkpoints load.
+            "free_log_std": self._env_checked()
+            and self._env_facts[2]
+            and "_trial_length" not in self.__dict__,
             "fcnet_hiddens": [64],
             "fcnet_activation": "tanh",
             "vf_share_layers": False,
@@ -369,32 +385,41 @@ class RL2Config(PPOConfig):
         """Steps of a trial (`episodes_per_trial` x the env's episode length)
         once `validate` has looked at the env; None before, or where the env
         does not say (no `horizon` attribute, no `max_episode_steps`)."""
-        if self._trial_length is None or self._trial_length[0] != self._trial_key():
-            return None
-        return self._trial_length[1]
+        return self._env_facts[1] if self._env_checked() else None
 
     def _trial_key(self) -> str:
-        return repr((self.env, dict(self.env_config), self.episodes_per_trial))
+        env_config = {k: v for k, v in self.env_config.items() if k != TRIAL_TASKS_KEY}
+        return repr((self.env, env_config, self.episodes_per_trial))
 
-    def _find_trial_length(self) -> None:
+    def _env_checked(self) -> bool:
+        """Whether `validate` created and checked this config's env."""
+        return self._env_facts is not None and (self._env_facts[0] == self._trial_key())
+
+    def _inspect_env(self) -> None:
         """Creates the env once per (env, env_config, episodes_per_trial) to
-        read its episode length. An env that cannot be created is left to
-        `RL2.setup`, which reports why."""
-        key = self._trial_key()
-        if self._trial_length is not None and self._trial_length[0] == key:
+        check its task API and observation space and read its episode length
+        (`RL2.setup` then does not create it again: Meta-World's ML10 takes
+        about 15 s). An env that cannot be created is left to `RL2.setup`,
+        which reports why."""
+        if self._env_checked():
             return
+        key = self._trial_key()
         try:
             _, creator = Algorithm._get_env_id_and_creator(self.env, self)
             env = creator(EnvContext(self.env_config, worker_index=0))
         except Exception:  # noqa: BLE001 - RL2.setup raises it with context
             return
         try:
+            check_meta_env(env, self.env)
+            check_trial_observation_space(env.observation_space, self.env)
             length = inner_episode_length(env)
+            box_actions = isinstance(env.action_space, Box)
         finally:
             env.close()
-        self._trial_length = (
+        self._env_facts = (
             key,
             None if length is None else length * self.episodes_per_trial,
+            box_actions,
         )
 
     def _check_max_seq_len(self) -> None:
@@ -464,7 +489,7 @@ class RL2Config(PPOConfig):
                 "RL²: each sub-env is wrapped in its own trial. Set "
                 "`config.env_runners(gym_env_vectorize_mode='SYNC')`."
             )
-        self._find_trial_length()
+        self._inspect_env()
         self._check_max_seq_len()
         seq = self.model_config.get("max_seq_len")
         if self.trial_length is not None and isinstance(seq, int):
@@ -548,13 +573,15 @@ class RL2(PPO):
 
     @override(PPO)
     def setup(self, config: RL2Config) -> None:
-        # Check the env on the driver before any env runner starts.
-        env = self.env_creator(EnvContext(config.env_config, worker_index=0))
-        try:
-            check_meta_env(env, config.env)
-            check_trial_observation_space(env.observation_space, config.env)
-        finally:
-            env.close()
+        # Check the env on the driver before any env runner starts (unless
+        # `RL2Config.validate` did).
+        if not config._env_checked():
+            env = self.env_creator(EnvContext(config.env_config, worker_index=0))
+            try:
+                check_meta_env(env, config.env)
+                check_trial_observation_space(env.observation_space, config.env)
+            finally:
+                env.close()
         super().setup(config)
 
     def policy(self) -> RL2Policy:

@@ -112,4 +112,6 @@ def test_free_log_std_with_an_lstm_gives_the_parameter_at_every_step():
             {Columns.OBS: torch.randn(batch, steps, 3), Columns.STATE_IN: state}
         )[Columns.ACTION_DIST_INPUTS]
     assert out.shape == (batch, steps, 4)
-    torch.testing.assert_close(out[..., 2:], torch.full((batch, steps, 2), math.log(0.5)))
+    torch.testing.assert_close(
+        out[..., 2:], torch.full((batch, steps, 2), math.log(0.5))
+    )

@@ -13,6 +13,7 @@ from ray.rllib.core.columns import Columns
 from ray.tune.registry import register_env
 
 import rllib_maml  # noqa: F401 - registers the shipped envs
+from rllib_maml.envs import make_env
 from rllib_maml.envs.base import MetaEnv
 from rllib_maml.rl2 import (
     ADAPTATION_DELTA,
@@ -363,3 +364,47 @@ def test_same_seed_same_first_iteration(ray_session):
             algo.stop()
 
     assert first_result() == first_result()
+
+
+@pytest.mark.integration
+def test_the_driver_creates_the_env_once_to_check_it(ray_session, tmp_path):
+    # `RL2Config.validate` checks the env and reads its episode length;
+    # `RL2.setup` must not create it again (Meta-World's ML10 takes ~15 s).
+    log = tmp_path / "created"  # the registry keeps a copy of the creator
+
+    def creator(ctx):
+        with open(log, "a") as f:
+            f.write(f"{ctx.worker_index}\n")
+        return make_env("Navigation2D-v0", False, ctx)
+
+    register_env("rl2_test_counted_navigation2d", creator)
+    num_envs = 3
+    config = small_config(
+        "rl2_test_counted_navigation2d", env_config={"horizon": 5}, num_envs=num_envs
+    )
+    algo = config.build_algo()
+    try:
+        # One check on the driver, then the local env runner's sub-envs.
+        assert len(log.read_text().split()) == 1 + num_envs
+    finally:
+        algo.stop()
+
+
+def test_free_log_std_for_box_actions_and_not_for_older_checkpoints():
+    def validated(config):
+        config.validate()
+        return config.model_config["free_log_std"]
+
+    assert validated(RL2Config().environment("rllib_maml/Navigation2D-v0"))
+    # RLlib has a free log std for `Box` actions only.
+    assert not validated(
+        RL2Config()
+        .environment("rllib_maml/ParameterizedCartPole-v0")
+        .training(minibatch_size=401)
+    )
+    # A config saved before the default (its state has `_trial_length`, not
+    # `_env_facts`) keeps the state-dependent std of its checkpoint.
+    state = RL2Config().environment("rllib_maml/Navigation2D-v0").get_state()
+    del state["_env_facts"]
+    state["_trial_length"] = None
+    assert not validated(RL2Config.from_state(state))
