@@ -122,6 +122,12 @@ def build_like(algo, *, env: Any):
 def module_state_from_checkpoint(path: str) -> dict:
     """The default module's full state from an RLlib algorithm checkpoint (MAML
     or PPO) or an RLModule checkpoint."""
+    return module_from_checkpoint(path).get_state()
+
+
+def module_from_checkpoint(path: str):
+    """The default module (an `RLModule`, built with the model config it was
+    saved with) from an algorithm or RLModule checkpoint."""
     import os
 
     from ray.rllib.core.rl_module.rl_module import RLModule
@@ -138,7 +144,7 @@ def module_state_from_checkpoint(path: str) -> dict:
         if os.path.exists(os.path.join(candidate, "module_state.pkl")) or (
             os.path.exists(os.path.join(candidate, "module_state.pt"))
         ):
-            return RLModule.from_checkpoint(candidate).get_state()
+            return RLModule.from_checkpoint(candidate)
     raise FileNotFoundError(
         f"No RLModule state found under {path!r}. Give an algorithm checkpoint "
         "directory (from `algo.save_to_path`) or an RLModule checkpoint."

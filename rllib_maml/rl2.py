@@ -524,7 +524,7 @@ class RL2Policy:
     @classmethod
     def from_checkpoint(cls, path: str) -> RL2Policy:
         """From an RL² algorithm checkpoint (`algo.save_to_path`)."""
-        from rllib_maml.baselines import module_state_from_checkpoint
+        from rllib_maml.baselines import module_from_checkpoint
 
         try:
             with open(os.path.join(path, "class_and_ctor_args.pkl"), "rb") as f:
@@ -540,7 +540,14 @@ class RL2Policy:
             )
         (config_state,), _ = stored["ctor_args_and_kwargs"]
         config = RL2Config.from_state(config_state)
-        return cls(config, module_state_from_checkpoint(path))
+        module = module_from_checkpoint(path)
+        # The policy as it was saved: a checkpoint from before RL2Config's
+        # `free_log_std` default has a std per state.
+        free_log_std = bool(module.model_config.get("free_log_std", False))
+        config.rl_module(
+            model_config={**config._model_config, "free_log_std": free_log_std}
+        )
+        return cls(config, module.get_state())
 
     def trial_returns(self, tasks: list, *, seed: int) -> np.ndarray:
         """One trial per task, sampled as in training (exploring) on a local

@@ -257,6 +257,8 @@ def test_rl2_trains_carries_state_across_inner_episodes_and_restores(
         torch.testing.assert_close(
             torch.as_tensor(value), torch.as_tensor(learner_weights[key])
         )
+    goal = {"goal": np.array([0.2, -0.1])}
+    assert policy.trial_returns([goal], seed=0).shape == (1, trials)
     restored = RL2.from_checkpoint(path)
     try:
         assert restored.config.episodes_per_trial == trials
