@@ -8,10 +8,16 @@ clipped actions a random walk) for the rest of the trial (returns -50 to
 -165). This script shows that split for any RL² checkpoint with a Gaussian
 policy.
 
-How to run (2 cores, about a minute per checkpoint):
-    python benchmarks/rl2_trials.py --tasks 40 \
-        --checkpoint benchmarks/results/learning_rl2_navigation2d_state/seed0/checkpoint \
-        --output benchmarks/results/rl2_trials_navigation2d.json
+How to run (2 cores, about a minute per checkpoint; the 100-task file has the
+seeds of the free-log-std runs):
+    cd benchmarks/results
+    python ../rl2_trials.py --tasks 40 --checkpoint \
+        learning_rl2_navigation2d_state/seed0/checkpoint \
+        learning_rl2_navigation2d_free_std_state/seed0/checkpoint \
+        --output rl2_trials_navigation2d.json
+    python ../rl2_trials.py --tasks 100 --checkpoint \
+        learning_rl2_navigation2d_free_std_state/seed{0,1,2}/checkpoint \
+        --output rl2_trials_navigation2d_free_std.json
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ def trials(policy: RL2Policy, num_tasks: int, seed: int) -> dict:
         "max_log_std": max_log_std.tolist(),
         "mean": returns.mean(0).tolist(),
         "median": np.median(returns, 0).tolist(),
+        "worst": returns.min(0).tolist(),
         "gave_up_fraction": float(gave_up.mean()),
         "median_where_not_gave_up": np.median(returns[~gave_up], 0).tolist()
         if (~gave_up).any()
@@ -89,7 +96,8 @@ def main() -> None:
         print(
             f"{path}: mean {np.round(result['mean'], 1)}, median "
             f"{np.round(result['median'], 1)}, gave up in "
-            f"{result['gave_up_fraction']:.0%} of trials",
+            f"{result['gave_up_fraction']:.0%} of trials, worst "
+            f"{np.round(result['worst'], 1)}",
             flush=True,
         )
     write_results(args.output, "RL² trials", args, checkpoints=results)
