@@ -121,18 +121,30 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
 
 
 def plot(runs: list[dict], path: str, title: str) -> None:
+    plot_runs({"": runs}, path, title)
+
+
+def plot_runs(named_runs: dict[str, list[dict]], path: str, title: str) -> None:
+    """Pre- and post-adaptation curves (RL²: episode 1 and N), mean ± std over
+    seeds, of one or more methods' runs (`{name: runs}`) on one axis."""
     from rllib_maml.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, style in (("pre", "--"), ("post", "-")):
-        n = min(len(r["curve"][key]) for r in runs)
-        steps = np.asarray(runs[0]["curve"]["env_steps"][:n])
-        values = np.asarray([r["curve"][key][:n] for r in runs])
-        mean, std = values.mean(0), values.std(0)
-        label = "pre-adaptation" if key == "pre" else "post-adaptation"
-        ax.plot(steps, mean, style, label=f"{label} (mean of {len(runs)} seeds)")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    for name, runs in named_runs.items():
+        is_rl2 = "rl2" in runs[0]["evaluation"]["methods"]
+        for key, style in (("pre", "--"), ("post", "-")):
+            n = min(len(r["curve"][key]) for r in runs)
+            steps = np.asarray(runs[0]["curve"]["env_steps"][:n])
+            values = np.asarray([r["curve"][key][:n] for r in runs])
+            mean, std = values.mean(0), values.std(0)
+            if is_rl2:
+                label = "episode 1" if key == "pre" else "episode N"
+            else:
+                label = "pre-adaptation" if key == "pre" else "post-adaptation"
+            prefix = f"{name}: " if name else ""
+            ax.plot(steps, mean, style, label=f"{prefix}{label} ({len(runs)} seeds)")
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
     ax.set_xlabel("env steps")
     ax.set_ylabel("average return")
     ax.set_title(title)
