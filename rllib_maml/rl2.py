@@ -364,8 +364,8 @@ class RL2Config(PPOConfig):
             # One sequence per trial: its steps plus the one RLlib's PPO
             # appends to an episode to bootstrap its value.
             "max_seq_len": (self.trial_length or DEFAULT_MAX_SEQ_LEN) + 1,
-            # One action std for all states, as in the RL² paper's and
-            # garage's Gaussian GRU policies. With RLlib's state-dependent std
+            # One action std for all states, as in rllab's and garage's
+            # `GaussianGRUPolicy` (the std outside the network). With RLlib's state-dependent std
             # the policy learned a "give up" state: log std 8-11 (clipped
             # actions, a random walk) that the LSTM never left, in about 20%
             # of Navigation2D trials (benchmarks/README.md, RL²). RLlib has it
