@@ -365,11 +365,11 @@ class RL2Config(PPOConfig):
             # appends to an episode to bootstrap its value.
             "max_seq_len": (self.trial_length or DEFAULT_MAX_SEQ_LEN) + 1,
             # One action std for all states, as in rllab's and garage's
-            # `GaussianGRUPolicy` (the std outside the network). With RLlib's state-dependent std
-            # the policy learned a "give up" state: log std 8-11 (clipped
-            # actions, a random walk) that the LSTM never left, in about 20%
-            # of Navigation2D trials (benchmarks/README.md, RL²). RLlib has it
-            # for `Box` actions only.
+            # `GaussianGRUPolicy` (the std outside the network). With RLlib's
+            # state-dependent std the policy learned a "give up" state: log
+            # std 8-11 (clipped actions, a random walk) that the LSTM never
+            # left, in about 20% of Navigation2D trials (benchmarks/README.md,
+            # RL²). RLlib has it for `Box` actions only.
             # Configs saved before this default (with `_trial_length`) keep
             # RLlib's std, so that their checkpoints load.
             "free_log_std": self._env_checked()
