@@ -32,7 +32,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.env_context import EnvContext
 
 from rllib_maml.envs.base import sample_tasks_checked
-from rllib_maml.rl2 import TRIAL_RETURNS_INFO_KEY, TRIAL_TASKS_KEY, RL2Policy
+from rllib_maml.rl2 import TRIAL_RETURNS_INFO_KEY, RL2Policy
 
 # A trial "gave up" where the policy's action log std went above this
 # (RL2Config's policies start at 0 and train below it).
@@ -47,18 +47,7 @@ def trials(policy: RL2Policy, num_tasks: int, seed: int) -> dict:
     env.reset(seed=seed)
     tasks = sample_tasks_checked(env, num_tasks)
     env.close()
-    config = policy.config.copy(copy_frozen=False)
-    config.environment(env_config={**config.env_config, TRIAL_TASKS_KEY: tasks})
-    config.env_runners(num_env_runners=0, num_envs_per_env_runner=1)
-    config.debugging(seed=seed)
-    config.freeze()
-    runner = config.env_runner_cls(config=config)
-    try:
-        runner.module.set_state(policy.module_state)
-        episodes = runner.sample(num_episodes=num_tasks, explore=True)
-    finally:
-        runner.stop()
-    done = [e for e in episodes if e.is_done][:num_tasks]
+    done = policy.trials(tasks, seed=seed)
     returns = np.array([e.get_infos(-1)[TRIAL_RETURNS_INFO_KEY] for e in done])
     max_log_std = np.array(
         [

@@ -154,6 +154,13 @@ def inner_episode_length(env: gym.Env) -> int | None:
     return int(steps) if steps else None
 
 
+def check_trial_env(env: gym.Env, name: Any) -> None:
+    """The env RL² is configured with has the task API and a flat `Box`
+    observation space (clear errors naming `name`)."""
+    check_meta_env(env, name)
+    check_trial_observation_space(env.observation_space, name)
+
+
 def check_trial_observation_space(space: gym.Space, env: Any) -> None:
     if not (isinstance(space, Box) and len(space.shape) == 1):
         raise TypeError(
@@ -410,8 +417,7 @@ class RL2Config(PPOConfig):
         except Exception:  # noqa: BLE001 - RL2.setup raises it with context
             return
         try:
-            check_meta_env(env, self.env)
-            check_trial_observation_space(env.observation_space, self.env)
+            check_trial_env(env, self.env)
             length = inner_episode_length(env)
             box_actions = isinstance(env.action_space, Box)
         finally:
@@ -550,10 +556,20 @@ class RL2Policy:
         return cls(config, module.get_state())
 
     def trial_returns(self, tasks: list, *, seed: int) -> np.ndarray:
+        """The returns of the inner episodes of `trials(tasks, seed=seed)`,
+        `[len(tasks), episodes_per_trial]`."""
+        return np.array(
+            [
+                e.get_infos(-1)[TRIAL_RETURNS_INFO_KEY]
+                for e in self.trials(tasks, seed=seed)
+            ]
+        )
+
+    def trials(self, tasks: list, *, seed: int) -> list:
         """One trial per task, sampled as in training (exploring) on a local
-        env runner: the returns of its inner episodes, `[len(tasks),
-        episodes_per_trial]`. Seeded: the same policy, tasks and seed give the
-        same returns; torch's global RNG is left as it was."""
+        env runner: its finished RLlib episodes, in the tasks' order. Seeded:
+        the same policy, tasks and seed give the same trials; torch's global
+        RNG is left as it was."""
         config = self.config.copy(copy_frozen=False)
         config.environment(env_config={**config.env_config, TRIAL_TASKS_KEY: tasks})
         config.env_runners(num_envs_per_env_runner=1)
@@ -566,8 +582,7 @@ class RL2Policy:
                 episodes = runner.sample(num_episodes=len(tasks), explore=True)
             finally:
                 runner.stop()
-        done = [e for e in episodes if e.is_done][: len(tasks)]
-        return np.array([e.get_infos(-1)[TRIAL_RETURNS_INFO_KEY] for e in done])
+        return [e for e in episodes if e.is_done][: len(tasks)]
 
 
 class RL2(PPO):
@@ -585,8 +600,7 @@ class RL2(PPO):
         if not config._env_checked():
             env = self.env_creator(EnvContext(config.env_config, worker_index=0))
             try:
-                check_meta_env(env, config.env)
-                check_trial_observation_space(env.observation_space, config.env)
+                check_trial_env(env, config.env)
             finally:
                 env.close()
         super().setup(config)
