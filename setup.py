@@ -24,6 +24,9 @@ setup(
         # Meta-World's v3 envs (`rllib_maml/MetaWorldML1-v0`, `...ML10-v0`);
         # metaworld 3.1 pins mujoco 3.3.0.
         "metaworld": ["metaworld>=3.1,<4"],
+        # `rllib-maml evaluate --video`: the mp4 writer. Rendering also needs a
+        # headless OpenGL library (`apt-get install libosmesa6`).
+        "video": ["imageio>=2.9", "imageio-ffmpeg>=0.4"],
         "dev": [
             "pytest>=8",
             "ruff==0.17.6",
@@ -31,6 +34,8 @@ setup(
             "mujoco>=3.0",
             "gymnasium[mujoco]",
             "metaworld>=3.1,<4",
+            "imageio>=2.9",
+            "imageio-ffmpeg>=0.4",
         ],
     },
 )

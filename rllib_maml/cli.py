@@ -363,6 +363,12 @@ def cmd_evaluate(args) -> int:
     except (ValueError, FileNotFoundError):
         rl2_alone = None
     if rl2_alone is not None:
+        if args.video:
+            raise CLIError(
+                f"--video: {args.checkpoint!r} is an RL² checkpoint; videos show "
+                "MAML and the baselines adapting. Pass a MAML checkpoint as "
+                "--checkpoint."
+            )
         if given or args.rl2_checkpoint:
             raise CLIError(
                 f"--checkpoint {args.checkpoint!r} is an RL² checkpoint: it is "
@@ -414,6 +420,7 @@ def cmd_evaluate(args) -> int:
             baseline_iterations=args.baseline_iters,
             checkpoint=os.path.abspath(args.checkpoint),
             rl2=rl2,
+            video_dir=args.video,
             log=lambda line: print(line, flush=True),
         )
     finally:
@@ -550,6 +557,14 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--rl2-checkpoint",
         help="also evaluate this RL² checkpoint (same env) on the same tasks",
+    )
+    evaluate.add_argument(
+        "--video",
+        metavar="DIR",
+        help="also write DIR/<method>.mp4 for MAML and the random and pretrained "
+        "baselines: one episode on the first held-out task after 0..--steps inner "
+        "steps (MuJoCo and Meta-World envs; needs rllib_maml[video] and OSMesa or "
+        "EGL)",
     )
     evaluate.add_argument("--address", help="Ray cluster to attach to")
     evaluate.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)

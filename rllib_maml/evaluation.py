@@ -69,7 +69,10 @@ ADAPTATION_REPORT_KEYS: dict[str, type | tuple] = {
     "inner_loss": str,
 }
 # Written by this version; reports from before it lack them.
-OPTIONAL_REPORT_KEYS: dict[str, type | tuple] = {"advantage_baseline": str}
+OPTIONAL_REPORT_KEYS: dict[str, type | tuple] = {
+    "advantage_baseline": str,
+    "videos": dict,  # method -> mp4 path (`video_dir`)
+}
 METHOD_SCHEMA: dict[str, type | tuple] = {
     "env": str,
     "return_mean": list,  # [adaptation_steps + 1]
@@ -116,6 +119,7 @@ def adaptation_returns(
     module_state: dict | None = None,
     env_runner_group=None,
     success_out: np.ndarray | None = None,
+    params_out: list | None = None,
 ) -> np.ndarray:
     """Mean episode return per task after 0..`num_steps` inner steps.
 
@@ -130,6 +134,8 @@ def adaptation_returns(
             afterwards, and the runners sample it with functional parameters.
         success_out: filled with the success rates ([len(tasks), num_steps +
             1], NaN where the env reports no success).
+        params_out: gets the params each step sampled with (see
+            `MAML.adapt_to_tasks`).
 
     Returns:
         Array of shape [len(tasks), num_steps + 1].
@@ -151,6 +157,7 @@ def adaptation_returns(
             start_params=start,
             env_runner_group=env_runner_group,
             success_out=success_out,
+            params_out=params_out,
         )
     finally:
         if saved is not None:
@@ -205,6 +212,7 @@ def evaluate_with_baselines(
     baseline_iterations: int = 50,
     checkpoint: str | None = None,
     rl2=None,
+    video_dir: str | None = None,
     log: Callable[[str], None] = logger.info,
 ) -> dict[str, Any]:
     """Evaluates MAML, the baselines and (optionally) RL² on the same
@@ -226,6 +234,10 @@ def evaluate_with_baselines(
         checkpoint: recorded in the report.
         rl2: an RL² algorithm or `rllib_maml.rl2.RL2Policy` on the same env:
             one trial per held-out task (method `rl2`).
+        video_dir: if given, writes `<method>.mp4` there for MAML and the
+            random and pretrained baselines: one episode on the first held-out
+            task after 0..`num_steps` inner steps (`rllib_maml.video`; MuJoCo
+            and Meta-World envs).
         log: called with a line of progress per method.
     """
     from rllib_maml import baselines as bl
@@ -242,11 +254,16 @@ def evaluate_with_baselines(
         )
     if "oracle" in baselines:  # before any work: a custom env may have none
         oracle_env = oracle_env or bl.oracle_env_name(config.env)
+    if video_dir is not None:  # as early: the writer, OpenGL, a rendering env
+        from rllib_maml import video
+
+        video.check_can_record(config)
     episodes = episodes_per_task or config.episodes_per_task
     tasks = heldout_tasks(algo, num_tasks, seed)
     run = dict(tasks=tasks, num_steps=num_steps, episodes_per_task=episodes, seed=seed)
     experience = [k * episodes for k in range(num_steps + 1)]
     methods: dict[str, dict] = {}
+    states: dict[str, dict | None] = {"maml": None}  # module states, for videos
 
     log(f"Evaluating maml on {num_tasks} held-out tasks, {num_steps} steps ...")
     methods["maml"] = _measured(
@@ -255,6 +272,7 @@ def evaluate_with_baselines(
     if "random" in baselines:
         log("Evaluating random init ...")
         state = algo._call_learner(lambda learner: learner.fresh_module_state(seed))
+        states["random"] = state
         methods["random"] = _measured(
             algo,
             (config.env, f"fresh module, torch seed {seed}", experience),
@@ -273,6 +291,7 @@ def evaluate_with_baselines(
 
     if "pretrained" in baselines:
         state, source = given_or_trained("pretrained", pretrained_state, config.env)
+        states["pretrained"] = state
         log("Evaluating pretrained ...")
         methods["pretrained"] = _measured(
             algo, (config.env, source, experience), module_state=state, **run
@@ -292,6 +311,18 @@ def evaluate_with_baselines(
             oracle_algo.stop()
     if rl2 is not None:
         methods["rl2"] = _rl2_entry(rl2, tasks, seed, log)
+    videos = None
+    if video_dir is not None:
+        videos = video.record_adaptation_videos(
+            algo,
+            video_dir,
+            methods=states,
+            task=tasks[0],
+            num_steps=num_steps,
+            episodes_per_task=episodes,
+            seed=seed,
+            log=log,
+        )
 
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -307,6 +338,8 @@ def evaluate_with_baselines(
         "tasks": [to_jsonable(task) for task in tasks],
         "methods": methods,
     }
+    if videos is not None:
+        report["videos"] = videos
     check_report(report)
     return report
 

@@ -241,6 +241,7 @@ class MAML(Algorithm):
         env_runner_group=None,
         clock: PhaseClock | None = None,
         success_out: np.ndarray | None = None,
+        params_out: list | None = None,
     ) -> np.ndarray:
         """MAML's inner loop on `tasks`: sample step k, adapt, for k = 0..N.
 
@@ -261,6 +262,9 @@ class MAML(Algorithm):
             success_out: if given ([len(tasks), N + 1]), filled with each
                 task's success rate after 0..N steps (`episode_succeeded`;
                 NaN where the env reports no success).
+            params_out: if given (a list), gets the policy params each step
+                sampled with, by task index (numpy, by name; None: the env
+                runners' own module), for steps 0..N.
 
         Returns:
             The mean return per task after 0..N steps, [len(tasks), N + 1].
@@ -270,6 +274,8 @@ class MAML(Algorithm):
         params_by_task = dict.fromkeys(range(len(tasks)), start_params)
         returns = np.zeros((len(tasks), num_steps + 1))
         for step in range(num_steps + 1):
+            if params_out is not None:
+                params_out.append(params_by_task)
             with (
                 self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)),
                 self.metrics.log_time((TIMERS, sampling_timer_key(step))),

@@ -106,6 +106,17 @@ def sample_tasks_checked(
     return list(tasks)
 
 
+def render_kwargs(config: dict) -> dict[str, Any]:
+    """A MuJoCo env's rendering arguments from its env_config: gymnasium's
+    `render_mode` (None: no rendering) and the frame size (`render_width`,
+    `render_height`; 480 x 480 by default, gymnasium's)."""
+    return {
+        "render_mode": config.get("render_mode"),
+        "width": int(config.get("render_width", 480)),
+        "height": int(config.get("render_height", 480)),
+    }
+
+
 class TaskEnvMixin(MetaEnv):
     """Horizon truncation, oracle observations and task rewards around a gym env.
 

@@ -22,7 +22,7 @@ except ImportError as e:  # pragma: no cover - depends on the install
         "pip install 'rllib_maml[mujoco]' (mujoco and gymnasium[mujoco])."
     ) from e
 
-from rllib_maml.envs.base import TaskEnvMixin
+from rllib_maml.envs.base import TaskEnvMixin, render_kwargs
 
 # The HalfCheetah tasks' control-cost weight: 0.5 * 0.1, as in ProMP's,
 # pytorch-maml-rl's and RLlib's former HalfCheetahRandDirec (results in those
@@ -93,7 +93,9 @@ class HalfCheetahRandDirecEnv(_DirectionTask, _LocomotionTask, HalfCheetahEnv):
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__(ctrl_cost_weight=HALF_CHEETAH_CTRL_COST)
+        super().__init__(
+            ctrl_cost_weight=HALF_CHEETAH_CTRL_COST, **render_kwargs(config)
+        )
         self._finish_init(config, default_horizon=200)
 
     def task_reward(self, reward: float, info: dict) -> float:
@@ -123,7 +125,9 @@ class HalfCheetahRandVelEnv(_VelocityTask, _LocomotionTask, HalfCheetahEnv):
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__(ctrl_cost_weight=HALF_CHEETAH_CTRL_COST)
+        super().__init__(
+            ctrl_cost_weight=HALF_CHEETAH_CTRL_COST, **render_kwargs(config)
+        )
         self._setup_velocity(config)
         self._finish_init(config, default_horizon=200)
 
@@ -148,6 +152,7 @@ class AntRandGoalEnv(_LocomotionTask, AntEnv):
         super().__init__(
             exclude_current_positions_from_observation=False,
             terminate_when_unhealthy=False,
+            **render_kwargs(config),
         )
         self.goal_radius = float(config.get("goal_radius", 3.0))
         self.goal = np.zeros(2)
@@ -186,7 +191,7 @@ class AntRandDirecEnv(_DirectionTask, _LocomotionTask, AntEnv):
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__()
+        super().__init__(**render_kwargs(config))
         self._finish_init(config, default_horizon=200)
 
     def task_reward(self, reward: float, info: dict) -> float:
@@ -210,7 +215,7 @@ class AntRandVelEnv(_VelocityTask, _LocomotionTask, AntEnv):
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__()
+        super().__init__(**render_kwargs(config))
         self._setup_velocity(config)
         self._finish_init(config, default_horizon=200)
 

@@ -32,7 +32,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rllib_maml.envs.base import MetaEnv
+from rllib_maml.envs.base import MetaEnv, render_kwargs
 
 MAX_HORIZON = 500  # Meta-World's `max_path_length`; its envs raise past it
 OBS_SIZE = 39
@@ -84,7 +84,8 @@ class _MetaWorldEnv(MetaEnv):
                 f"1..{MAX_HORIZON} (the benchmark's is {MAX_HORIZON})."
             )
         self.oracle = bool(config.get("oracle", False))
-        self.render_mode = config.get("render_mode")
+        self._render_kwargs = render_kwargs(config)
+        self.render_mode = self._render_kwargs["render_mode"]
         self.benchmark = _benchmark(
             kind, env_name, int(config.get("benchmark_seed", 0))
         )
@@ -145,7 +146,7 @@ class _MetaWorldEnv(MetaEnv):
                 "`sample_tasks` returns it."
             ) from e
         if name not in self._envs:
-            env = self.classes[split][name](render_mode=self.render_mode)
+            env = self.classes[split][name](**self._render_kwargs)
             self._envs[name] = env
         self._env = self._envs[name]
         if self.oracle:  # the same goal, shown in the observation
