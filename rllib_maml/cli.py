@@ -335,7 +335,12 @@ def cmd_evaluate(args) -> int:
 
     from rllib_maml import MAML
     from rllib_maml.baselines import module_state_from_checkpoint
-    from rllib_maml.evaluation import BASELINES, evaluate_rl2, evaluate_with_baselines
+    from rllib_maml.evaluation import (
+        BASELINES,
+        evaluate_on_env,
+        evaluate_rl2,
+        evaluate_with_baselines,
+    )
     from rllib_maml.rl2 import RL2Policy
 
     init_kwargs = ray_init_kwargs(args)
@@ -363,6 +368,11 @@ def cmd_evaluate(args) -> int:
     except (ValueError, FileNotFoundError):
         rl2_alone = None
     if rl2_alone is not None:
+        if args.env:
+            raise CLIError(
+                f"--env: {args.checkpoint!r} is an RL² checkpoint, evaluated on "
+                "its own env; --env moves a MAML checkpoint to another env."
+            )
         if args.video:
             raise CLIError(
                 f"--video: {args.checkpoint!r} is an RL² checkpoint; videos show "
@@ -393,6 +403,14 @@ def cmd_evaluate(args) -> int:
                 "checkpoint, not MAML's. Pass a MAML checkpoint as --checkpoint "
                 "and an RL² one as --rl2-checkpoint."
             )
+        trained_on = str(algo.config.env)
+        if args.env and args.env != trained_on:
+            try:
+                moved = evaluate_on_env(algo, args.env)
+            except ValueError as e:
+                raise CLIError(f"--env: {e}") from e
+            algo.stop()
+            algo = moved
         rl2 = None
         if args.rl2_checkpoint:  # only its policy: no second set of runners
             try:
@@ -417,6 +435,7 @@ def cmd_evaluate(args) -> int:
                 else None
             ),
             oracle_env=args.oracle_env,
+            pretrained_env=trained_on,
             baseline_iterations=args.baseline_iters,
             checkpoint=os.path.abspath(args.checkpoint),
             rl2=rl2,
@@ -537,6 +556,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--baselines",
         help="comma-separated subset of random,pretrained,oracle ('' for none); "
         "default: all three (none for an RL² --checkpoint)",
+    )
+    evaluate.add_argument(
+        "--env",
+        help="evaluate on this env instead of the checkpoint's (same spaces; e.g. "
+        "rllib_maml/HalfCheetahBackward-v0 for a HalfCheetahRandDirec policy); the "
+        "pretrained baseline still trains on the checkpoint's env",
     )
     evaluate.add_argument("--tasks", type=int, default=20, help="held-out tasks")
     evaluate.add_argument("--steps", type=int, default=3, help="inner steps per task")

@@ -209,6 +209,7 @@ def evaluate_with_baselines(
     pretrained_state: dict | None = None,
     oracle_state: dict | None = None,
     oracle_env: str | None = None,
+    pretrained_env: str | None = None,
     baseline_iterations: int = 50,
     checkpoint: str | None = None,
     rl2=None,
@@ -231,6 +232,9 @@ def evaluate_with_baselines(
             `baseline_iterations` iterations.
         oracle_env: the oracle env's registered name; default: the shipped
             env's `...Oracle-v0` variant.
+        pretrained_env: the task distribution the pretrained baseline trains
+            on; default: the evaluated env (another where the held-out env is
+            not the training distribution, `evaluate_on_env`).
         checkpoint: recorded in the report.
         rl2: an RL² algorithm or `rllib_maml.rl2.RL2Policy` on the same env:
             one trial per held-out task (method `rl2`).
@@ -290,7 +294,9 @@ def evaluate_with_baselines(
         return state, f"multi-task PPO on {env}, {baseline_iterations} iterations"
 
     if "pretrained" in baselines:
-        state, source = given_or_trained("pretrained", pretrained_state, config.env)
+        state, source = given_or_trained(
+            "pretrained", pretrained_state, pretrained_env or config.env
+        )
         states["pretrained"] = state
         log("Evaluating pretrained ...")
         methods["pretrained"] = _measured(
@@ -342,6 +348,26 @@ def evaluate_with_baselines(
         report["videos"] = videos
     check_report(report)
     return report
+
+
+def evaluate_on_env(algo, env: str):
+    """A MAML algorithm like `algo` (config, meta-policy) on another env with
+    the same spaces: a held-out task family, e.g. `HalfCheetahBackward-v0`
+    for a policy meta-trained on `HalfCheetahRandDirec-v0`. The caller stops
+    both."""
+    from rllib_maml.baselines import build_like
+
+    state = algo._call_learner(lambda learner: learner.module_state())
+    moved = build_like(algo, env=env)
+    try:
+        moved._call_learner(lambda learner: learner.set_module_state(state))
+    except ValueError as e:
+        moved.stop()
+        raise ValueError(
+            f"{env!r} does not fit the policy meta-trained on {algo.config.env!r}: "
+            f"{e} Evaluate on an env with the same observation and action spaces."
+        ) from e
+    return moved
 
 
 def _rl2_entry(rl2, tasks: list, seed: int, log: Callable[[str], None]) -> dict:

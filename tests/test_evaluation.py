@@ -264,3 +264,32 @@ def test_checkpoint_in_a_fresh_process_evaluates_identically(ray_session, tmp_pa
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
     assert json.loads(line[len("RESULT ") :]) == json.loads(json.dumps(here))
+
+
+@pytest.mark.integration
+def test_evaluate_on_env_moves_the_meta_policy_to_a_held_out_family(ray_session):
+    """A HalfCheetahRandDirec policy evaluated on HalfCheetahBackward: the same
+    parameters, the held-out env's tasks; an env of other spaces is refused."""
+    from rllib_maml.evaluation import evaluate_on_env
+
+    config = local_config("rllib_maml/HalfCheetahRandDirec-v0").environment(
+        env_config={"horizon": 5}
+    )
+    algo = config.build_algo()
+    moved = None
+    try:
+        moved = evaluate_on_env(algo, "rllib_maml/HalfCheetahBackward-v0")
+        assert moved.config.env == "rllib_maml/HalfCheetahBackward-v0"
+        assert moved.config.env_config == {"horizon": 5}
+        theta = algo._call_learner(lambda learner: learner.policy_params_numpy())
+        moved_theta = moved._call_learner(lambda learner: learner.policy_params_numpy())
+        for name, value in theta.items():
+            np.testing.assert_array_equal(moved_theta[name], value)
+        tasks = heldout_tasks(moved, 6, seed=0)
+        assert {task["direction"] for task in tasks} == {-1.0}
+        with pytest.raises(ValueError, match="does not fit the policy meta-trained"):
+            evaluate_on_env(algo, "rllib_maml/Navigation2D-v0")
+    finally:
+        algo.stop()
+        if moved is not None:
+            moved.stop()
