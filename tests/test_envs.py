@@ -210,6 +210,48 @@ def test_mountain_car_gravity_enters_the_velocity_update():
     assert reward == pytest.approx(100.0)
 
 
+def test_parameterized_cartpole_force_direction_flips_the_push():
+    env = rllib_maml.ParameterizedCartPoleEnv({"family": "force_direction"})
+    env.reset(seed=0)
+    signs = [task["force_sign"] for task in env.sample_tasks(40)]
+    assert set(signs) == {-1.0, 1.0}
+    assert {k: v for k, v in env.sample_tasks(1)[0].items() if k != "force_sign"} == (
+        rllib_maml.ParameterizedCartPoleEnv.DEFAULTS
+    )
+
+    def balance(sign: float, flip: bool) -> int:
+        """Steps the textbook controller (push toward the pole's lean) lasts."""
+        env.set_task({"force_sign": sign})
+        obs, _ = env.reset(seed=1)
+        for t in range(200):
+            action = int(obs[2] + obs[3] > 0) ^ int(flip)
+            obs, _, terminated, _, _ = env.step(action)
+            if terminated:
+                return t + 1
+        return 200
+
+    # Action 1 pushes right under +1 and left under -1. From rest, upright,
+    # CartPole's equations give the cart's acceleration F / M + m l a / M with
+    # the pole's a = -(F / M) / (l (4/3 - m / M)) (M = 1.1, m = 0.1, l = 0.5).
+    push = 10.0 / 1.1
+    pole = -push / (0.5 * (4 / 3 - 0.1 / 1.1))
+    for sign in (1.0, -1.0):
+        env.set_task({"force_sign": sign})
+        env.reset(seed=0)
+        env.state = np.zeros(4)
+        obs, *_ = env.step(1)
+        expected = sign * (push - 0.1 * 0.5 * pole / 1.1) * 0.02
+        assert obs[1] == pytest.approx(expected, rel=1e-5)
+    # A policy that ignores the task balances one direction only.
+    assert balance(1.0, flip=False) == 200 and balance(-1.0, flip=False) < 50
+    assert balance(-1.0, flip=True) == 200 and balance(1.0, flip=True) < 50
+    oracle = rllib_maml.ParameterizedCartPoleEnv(
+        {"family": "force_direction", "oracle": True}
+    )
+    oracle.set_task({"force_sign": -1.0})
+    assert oracle.reset(seed=0)[0].shape == (10,) and oracle.reset()[0][-1] == -1.0
+
+
 def test_parameterized_cartpole_reward_scale():
     env = rllib_maml.ParameterizedCartPoleEnv({"family": "mixed"})
     env.reset(seed=0)

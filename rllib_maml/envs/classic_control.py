@@ -147,7 +147,13 @@ class MountainCarContinuousMetaEnv(TaskEnvMixin, Continuous_MountainCarEnv):
         return self._with_task(obs), reward, terminated, truncated, info
 
 
-PARAMETERIZED_CARTPOLE_FAMILIES = ("pole_length", "mass", "gravity", "mixed")
+PARAMETERIZED_CARTPOLE_FAMILIES = (
+    "pole_length",
+    "mass",
+    "gravity",
+    "mixed",
+    "force_direction",
+)
 
 
 class ParameterizedCartPoleEnv(TaskEnvMixin, CartPoleEnv):
@@ -157,13 +163,18 @@ class ParameterizedCartPoleEnv(TaskEnvMixin, CartPoleEnv):
       - "pole_length": `length` (CartPole's half pole length) ~ U(0.3, 0.8);
       - "mass": pole mass ~ U(0.05, 0.2) and cart mass ~ U(0.8, 1.5);
       - "gravity": gravity ~ U(8, 12);
-      - "mixed": all of the above and a reward scale ~ U(0.8, 1.2).
+      - "mixed": all of the above and a reward scale ~ U(0.8, 1.2);
+      - "force_direction": which way the actions push, `force_sign` = +1
+        (CartPole's) or -1 (action 1 pushes left) with equal probability.
+        No single policy balances both (a policy that ignores the task
+        fails on half of them): the family where adaptation is needed.
       Ranges: `length_range`, `masspole_range`, `masscart_range`,
       `gravity_range`, `reward_scale_range`.
     - Task: `{"length", "masspole", "masscart", "gravity", "reward_scale"}`
-      (parameters outside the family keep CartPole's defaults).
+      (parameters outside the family keep CartPole's defaults), and
+      `force_sign` in the "force_direction" family.
     - Observation: CartPole's 4 values. Oracle: then the five task values in
-      that order (9,).
+      that order (9,), and `force_sign` in the "force_direction" family (10,).
     - Discrete actions {0, 1}; reward `reward_scale` per step; horizon 200.
     """
 
@@ -174,6 +185,7 @@ class ParameterizedCartPoleEnv(TaskEnvMixin, CartPoleEnv):
         "gravity": 9.8,
         "reward_scale": 1.0,
     }
+    FORCE_MAG = 10.0  # CartPole's
     FAMILY_PARAMS = {
         "pole_length": ("length",),
         "mass": ("masspole", "masscart"),
@@ -198,10 +210,15 @@ class ParameterizedCartPoleEnv(TaskEnvMixin, CartPoleEnv):
             "reward_scale": _range(config, "reward_scale_range", (0.8, 1.2)),
         }
         self.reward_scale = 1.0
+        self.force_sign = 1.0
         self._setup_task_env(config, default_horizon=200)
 
     def sample_tasks(self, n: int) -> list[dict[str, float]]:
         tasks = [dict(self.DEFAULTS) for _ in range(n)]
+        if self.family == "force_direction":
+            for task, sign in zip(tasks, self.np_random.choice([-1.0, 1.0], n)):
+                task["force_sign"] = float(sign)
+            return tasks
         for name in self.FAMILY_PARAMS[self.family]:
             values = self.np_random.uniform(*self.ranges[name], size=n)
             for task, value in zip(tasks, values):
@@ -217,12 +234,20 @@ class ParameterizedCartPoleEnv(TaskEnvMixin, CartPoleEnv):
         self.reward_scale = float(task["reward_scale"])
         self.total_mass = self.masspole + self.masscart
         self.polemass_length = self.masspole * self.length
+        self.force_sign = float(task.get("force_sign", 1.0))
+        # CartPole pushes with +force_mag for action 1 and -force_mag for 0.
+        self.force_mag = self.FORCE_MAG * self.force_sign
+
+    def _task_names(self) -> tuple[str, ...]:
+        extra = ("force_sign",) if self.family == "force_direction" else ()
+        return (*self.DEFAULTS, *extra)
 
     def get_task(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in self.DEFAULTS}
+        return {name: float(getattr(self, name)) for name in self._task_names()}
 
     def task_vector(self) -> np.ndarray:
-        return np.array([getattr(self, n) for n in self.DEFAULTS], dtype=np.float32)
+        values = [getattr(self, n) for n in self._task_names()]
+        return np.array(values, dtype=np.float32)
 
     def task_reward(self, reward: float, info: dict) -> float:
         return self.reward_scale * reward
