@@ -274,8 +274,13 @@ class MAML(Algorithm):
         params_by_task = dict.fromkeys(range(len(tasks)), start_params)
         returns = np.zeros((len(tasks), num_steps + 1))
         for step in range(num_steps + 1):
-            if params_out is not None:
-                params_out.append(params_by_task)
+            if params_out is not None:  # copies: the arrays may view live tensors
+                params_out.append(
+                    {
+                        i: None if p is None else {n: v.copy() for n, v in p.items()}
+                        for i, p in params_by_task.items()
+                    }
+                )
             with (
                 self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)),
                 self.metrics.log_time((TIMERS, sampling_timer_key(step))),

@@ -8,7 +8,11 @@ import pytest
 from helpers import local_config
 
 from rllib_maml import video
-from rllib_maml.evaluation import evaluate_with_baselines, heldout_tasks
+from rllib_maml.evaluation import (
+    adaptation_returns,
+    evaluate_with_baselines,
+    heldout_tasks,
+)
 
 HORIZON = 8
 
@@ -62,30 +66,34 @@ def test_video_shows_each_method_before_and_after_adaptation(ray_session, tmp_pa
 
 
 def test_params_out_gives_the_start_and_the_adapted_params(ray_session):
+    """The params each step sampled with, as they were: evaluating a baseline
+    swaps its state into the learner and restores the meta-policy afterwards,
+    which must not change what was recorded."""
     config = local_config("rllib_maml/Navigation2D-v0", meta_batch_size=2)
     algo = config.build_algo()
     try:
-        start = algo._call_learner(lambda learner: learner.policy_params_numpy())
+        baseline = algo._call_learner(lambda learner: learner.fresh_module_state(7))
         params: list = []
-        tasks = heldout_tasks(algo, 2, seed=0)
-        algo.adapt_to_tasks(
-            tasks,
+        adaptation_returns(
+            algo,
+            tasks=heldout_tasks(algo, 2, seed=0),
             num_steps=1,
-            num_episodes=2,
+            episodes_per_task=2,
             seed=0,
-            evaluation=True,
-            start_params=start,
+            module_state=baseline,
             params_out=params,
         )
+        meta = algo._call_learner(lambda learner: learner.policy_params_numpy())
     finally:
         algo.stop()
     assert len(params) == 2 and set(params[0]) == set(params[1]) == {0, 1}
     for i in (0, 1):
-        for name, value in start.items():
-            np.testing.assert_array_equal(params[0][i][name], value)
+        for name, value in meta.items():
+            start = np.asarray(baseline[name])
+            np.testing.assert_array_equal(params[0][i][name], start)
+            assert not np.array_equal(start, value)  # not the meta-policy
         assert any(
-            not np.array_equal(params[1][i][name], value)
-            for name, value in start.items()
+            not np.array_equal(params[1][i][name], params[0][i][name]) for name in meta
         )
 
 

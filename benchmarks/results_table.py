@@ -1,0 +1,241 @@
+"""The results table: one row per shipped env (and Meta-World env), from the
+committed results.
+
+Each row reads a `benchmarks/learning/run.py` result (training curve, held-out
+evaluation per seed, baselines on the first seed's tasks) or an
+`rllib-maml evaluate` report, and shows: the env-step budget, seeds, the
+held-out return before adaptation and after 1, 2, 3 inner steps (mean over
+seeds), the random and pretrained baselines on the same tasks (before -> after
+one step), the success rate where the env reports one, the wall-clock per
+seed, and the command that produced it. Envs without a run say why.
+
+    python benchmarks/results_table.py   # prints it, writes results/results_table.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS  # noqa: E402
+
+RUN = "python benchmarks/learning/run.py --config examples/tuned/{config}.yaml"
+EVALUATE = "rllib-maml evaluate --checkpoint {checkpoint} {flags}"
+
+# (env, result file under results/ or None, command, note). A row with an
+# evaluation report gives its budget in the note's "budget" key.
+ROWS: list[dict] = [
+    {
+        "env": "Navigation2D-v0 (TRPO)",
+        "result": "learning_navigation2d_fast_trpo.json",
+        "command": RUN.format(config="navigation2d")
+        + " --stop-iters 40 --baselines ''",
+    },
+    {
+        "env": "CartPoleMass-v0",
+        "result": "table_cartpole_mass.json",
+        "command": RUN.format(config="cartpole_mass")
+        + " --stop-iters 40 --seeds 0 --baselines random,pretrained",
+    },
+    {
+        "env": "ParameterizedCartPole-v0 (pole_length)",
+        "result": "table_parameterized_cartpole.json",
+        "command": RUN.format(config="parameterized_cartpole")
+        + " --stop-iters 40 --seeds 0 --baselines random,pretrained",
+    },
+    {
+        "env": "ParameterizedCartPole-v0 (force_direction)",
+        "result": "learning_cartpole_force_direction.json",
+        "command": RUN.format(config="parameterized_cartpole_force_direction")
+        + " --stop-iters 40 --baselines random,pretrained",
+    },
+    {
+        "env": "PendulumMass-v0",
+        "result": "table_pendulum_mass.json",
+        "command": RUN.format(config="pendulum_mass")
+        + " --stop-iters 40 --seeds 0 --baselines random,pretrained",
+    },
+    {
+        "env": "MountainCarContinuousMeta-v0",
+        "result": None,
+        "command": RUN.format(config="mountain_car_meta") + " --seeds 0",
+        "why": "not run: 400,000 env steps per iteration (horizon 999) and a "
+        "sparse reward; about 3 min per iteration here",
+    },
+    {
+        "env": "HalfCheetahRandDirec-v0 (ProMP)",
+        "result": "learning_halfcheetah_rand_direc.json",
+        "command": RUN.format(config="halfcheetah_rand_direc") + " --baselines random",
+    },
+    {
+        "env": "HalfCheetahRandDirec-v0 (ProMP, 40 iterations)",
+        "result": "table_halfcheetah_rand_direc.json",
+        "command": RUN.format(config="halfcheetah_rand_direc")
+        + " --stop-iters 40 --seeds 0 --baselines random,pretrained",
+    },
+    {
+        "env": "HalfCheetahBackward-v0 (held out; the 40-iteration RandDirec policy)",
+        "result": "evaluation_halfcheetah_backward/evaluation.json",
+        "budget_from": "table_halfcheetah_rand_direc.json",
+        "command": EVALUATE.format(
+            checkpoint="<RandDirec run>_state/seed0/checkpoint",
+            flags="--env rllib_maml/HalfCheetahBackward-v0 "
+            "--baselines random,pretrained --steps 3 --video DIR",
+        ),
+    },
+    {
+        "env": "HalfCheetahRandVel-v0",
+        "result": "learning_halfcheetah_rand_vel_2m.json",
+        "command": RUN.format(config="halfcheetah_rand_vel")
+        + " --stop-iters 13 --seeds 0 --baselines ''",
+        "why": "no adaptation at 2M env steps; the tuned example's budget is 20M",
+    },
+    *[
+        {
+            "env": f"{name}-v0",
+            "result": None,
+            "command": RUN.format(config=config) + " --seeds 0",
+            "why": "not run yet: Ant steps several times slower than HalfCheetah, "
+            "and ProMP's budget is tens of millions of env steps",
+        }
+        for name, config in (
+            ("AntRandGoal", "ant_rand_goal"),
+            ("AntRandDirec", "ant_rand_direc"),
+            ("AntRandVel", "ant_rand_vel"),
+        )
+    ],
+    {
+        "env": "MetaWorldML1-v0 reach-v3 (TRPO)",
+        "result": "evaluation_metaworld_ml1_reach_20it/evaluation.json",
+        "budget_from_curve": "learning_metaworld_ml1_reach_state/seed0/curve.json",
+        "command": EVALUATE.format(
+            checkpoint="benchmarks/results/learning_metaworld_ml1_reach_state/seed0/"
+            "checkpoint",
+            flags="--baselines '' --tasks 20 --steps 1",
+        ),
+    },
+    *[
+        {
+            "env": f"MetaWorld{kind}-v0{name}",
+            "result": None,
+            "command": RUN.format(config=config) + " --seeds 0 --save-every 5",
+            "why": "not run yet: 3-5 min per iteration on this machine",
+        }
+        for kind, name, config in (
+            ("ML1", " push-v3", "metaworld_ml1_push"),
+            ("ML1", " pick-place-v3", "metaworld_ml1_pick_place"),
+            ("ML10", "", "metaworld_ml10"),
+        )
+    ],
+]
+
+
+def _with_output(row: dict) -> dict:
+    """run.py commands name their output: the row's result file."""
+    if row["command"].startswith("python benchmarks/learning/run.py"):
+        name = (row["result"] or row["env"].split("-")[0].lower()).removesuffix(".json")
+        row["command"] += f" --output benchmarks/results/{name}"
+    return row
+
+
+ROWS = [_with_output(row) for row in ROWS]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def row_numbers(row: dict) -> dict | None:
+    """The numbers of one row, or None where the result is missing."""
+    if row["result"] is None or not (RESULTS / row["result"]).exists():
+        return None
+    data = json.loads((RESULTS / row["result"]).read_text())
+    if "summary" in data:  # a run.py result
+        summary, runs = data["summary"], data["runs"]
+        method = summary.get("heldout_method", "maml")
+        success = [
+            r["evaluation"]["methods"][method].get("success_rate_mean") for r in runs
+        ]
+        return {
+            "env_steps": summary["env_steps"],
+            "seeds": summary["seeds"],
+            "heldout": summary["heldout_after_steps_mean_over_seeds"],
+            "baselines": summary["baselines_first_seed"],
+            "success": success[0] if all(success) else None,
+            "wall_s": _mean(summary["wall_clock_s_per_seed"]),
+        }
+    methods = data["methods"]  # an evaluation report
+    numbers = {
+        "heldout": methods["maml"]["return_mean"],
+        "baselines": {
+            name: entry["return_mean"]
+            for name, entry in methods.items()
+            if name in ("random", "pretrained")
+        },
+        "success": methods["maml"].get("success_rate_mean"),
+        "seeds": [0],
+        "env_steps": None,
+        "wall_s": None,
+    }
+    if "budget_from" in row and (RESULTS / row["budget_from"]).exists():
+        source = json.loads((RESULTS / row["budget_from"]).read_text())["summary"]
+        numbers["env_steps"] = source["env_steps"]
+        numbers["seeds"] = source["seeds"][:1]
+        numbers["wall_s"] = source["wall_clock_s_per_seed"][0]
+    if "budget_from_curve" in row:
+        curve = json.loads((RESULTS / row["budget_from_curve"]).read_text())
+        numbers["env_steps"] = curve["env_steps"][-1]
+        numbers["wall_s"] = curve["wall_s"][-1]
+    return numbers
+
+
+def markdown() -> str:
+    """The table, then each row's command."""
+    lines = [
+        "| env | budget (env steps) | seeds | before | after 1 step | 2 | 3 | "
+        "random (0 → 1 step) | pretrained (0 → 1 step) | success (0 → 1 step) | "
+        "wall-clock per seed | note |",
+        "|---|---:|---|---:|---:|---:|---:|---|---|---|---:|---|",
+    ]
+    commands = []
+    for row in ROWS:
+        commands.append(f"- `{row['env']}`: `{row['command']}`")
+        numbers = row_numbers(row)
+        note = row.get("why", "")
+        if numbers is None:
+            note = note or "result missing"
+            lines.append(f"| `{row['env']}` | | | | | | | | | | | {note} |")
+            continue
+        held = numbers["heldout"] + [None] * (4 - len(numbers["heldout"]))
+        cells = [f"{v:.1f}" if v is not None else "" for v in held[:4]]
+
+        def pair(values):
+            return f"{values[0]:.1f} → {values[1]:.1f}" if values else ""
+
+        success, steps, wall = (
+            numbers["success"],
+            numbers["env_steps"],
+            numbers["wall_s"],
+        )
+        lines.append(
+            f"| `{row['env']}` | {f'{steps / 1e6:.1f}M' if steps else ''} | "
+            f"{', '.join(map(str, numbers['seeds']))} | " + " | ".join(cells) + " | "
+            f"{pair(numbers['baselines'].get('random'))} | "
+            f"{pair(numbers['baselines'].get('pretrained'))} | "
+            f"{f'{success[0]:.2f} → {success[1]:.2f}' if success else ''} | "
+            f"{f'{wall / 60:.0f} min' if wall else ''} | {note} |"
+        )
+    return "\n".join([*lines, "", "Commands:", "", *commands]) + "\n"
+
+
+def main() -> None:
+    table = markdown()
+    print(table)
+    (RESULTS / "results_table.md").write_text(table)
+    print(f"Wrote {RESULTS / 'results_table.md'}")
+
+
+if __name__ == "__main__":
+    main()
