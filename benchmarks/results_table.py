@@ -151,7 +151,8 @@ ROWS: list[dict] = [
 def _with_output(row: dict) -> dict:
     """run.py commands name their output: the row's result file."""
     if row["command"].startswith("python benchmarks/learning/run.py"):
-        name = (row["result"] or row["env"].split("-")[0].lower()).removesuffix(".json")
+        config = row["command"].split("examples/tuned/")[1].split(".yaml")[0]
+        name = (row["result"] or f"learning_{config}").removesuffix(".json")
         row["command"] += f" --output benchmarks/results/{name}"
     return row
 
@@ -171,7 +172,7 @@ def row_numbers(row: dict) -> dict | None:
     if "summary" in data:  # a run.py result
         summary, runs = data["summary"], data["runs"]
         method = summary.get("heldout_method", "maml")
-        success = [
+        rates = [
             r["evaluation"]["methods"][method].get("success_rate_mean") for r in runs
         ]
         return {
@@ -179,7 +180,8 @@ def row_numbers(row: dict) -> dict | None:
             "seeds": summary["seeds"],
             "heldout": summary["heldout_after_steps_mean_over_seeds"],
             "baselines": summary["baselines_first_seed"],
-            "success": success[0] if all(success) else None,
+            # Mean over seeds, as the returns.
+            "success": [sum(v) / len(v) for v in zip(*rates)] if all(rates) else None,
             "wall_s": _mean(summary["wall_clock_s_per_seed"]),
         }
     methods = data["methods"]  # an evaluation report
@@ -227,8 +229,19 @@ def markdown() -> str:
         held = numbers["heldout"] + [None] * (4 - len(numbers["heldout"]))
         cells = [f"{v:.1f}" if v is not None else "" for v in held[:4]]
 
+        def rate_pair(values):
+            return (
+                f"{values[0]:.2f} → {values[1]:.2f}"
+                if values and len(values) > 1
+                else ""
+            )
+
         def pair(values):
-            return f"{values[0]:.1f} → {values[1]:.1f}" if values else ""
+            return (
+                f"{values[0]:.1f} → {values[1]:.1f}"
+                if values and len(values) > 1
+                else ""
+            )
 
         success, steps, wall = (
             numbers["success"],
@@ -240,7 +253,7 @@ def markdown() -> str:
             f"{', '.join(map(str, numbers['seeds']))} | " + " | ".join(cells) + " | "
             f"{pair(numbers['baselines'].get('random'))} | "
             f"{pair(numbers['baselines'].get('pretrained'))} | "
-            f"{f'{success[0]:.2f} → {success[1]:.2f}' if success else ''} | "
+            f"{rate_pair(success)} | "
             f"{f'{wall / 60:.0f} min' if wall else ''} | {note} |"
         )
     return "\n".join([*lines, "", "Commands:", "", *commands]) + "\n"

@@ -403,8 +403,8 @@ def cmd_evaluate(args) -> int:
                 "checkpoint, not MAML's. Pass a MAML checkpoint as --checkpoint "
                 "and an RL² one as --rl2-checkpoint."
             )
-        trained_on = str(algo.config.env)
-        if args.env and args.env != trained_on:
+        trained_on = algo.config.env  # a name, or an env class
+        if args.env and args.env != str(trained_on):
             try:
                 moved = evaluate_on_env(algo, args.env)
             except ValueError as e:

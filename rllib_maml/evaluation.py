@@ -209,7 +209,7 @@ def evaluate_with_baselines(
     pretrained_state: dict | None = None,
     oracle_state: dict | None = None,
     oracle_env: str | None = None,
-    pretrained_env: str | None = None,
+    pretrained_env: Any = None,
     baseline_iterations: int = 50,
     checkpoint: str | None = None,
     rl2=None,
@@ -357,16 +357,27 @@ def evaluate_on_env(algo, env: str):
     both."""
     from rllib_maml.baselines import build_like
 
+    def spaces(a):
+        return a._call_learner(
+            lambda learner: (
+                learner._maml_module().observation_space,
+                learner._maml_module().action_space,
+            )
+        )
+
     state = algo._call_learner(lambda learner: learner.module_state())
     moved = build_like(algo, env=env)
     try:
+        if spaces(moved) != spaces(algo):
+            raise ValueError(
+                f"{env!r} has the observation and action spaces {spaces(moved)}, "
+                f"the policy meta-trained on {algo.config.env!r} {spaces(algo)}. "
+                "Evaluate on an env with the same spaces."
+            )
         moved._call_learner(lambda learner: learner.set_module_state(state))
-    except ValueError as e:
+    except BaseException:
         moved.stop()
-        raise ValueError(
-            f"{env!r} does not fit the policy meta-trained on {algo.config.env!r}: "
-            f"{e} Evaluate on an env with the same observation and action spaces."
-        ) from e
+        raise
     return moved
 
 

@@ -17,6 +17,7 @@ gives OSMesa on Debian and Ubuntu). The envs render through gymnasium's
 
 from __future__ import annotations
 
+import copy
 import ctypes.util
 import logging
 import math
@@ -67,13 +68,38 @@ def check_video_dependencies() -> None:
 
 
 def check_can_record(config) -> None:
-    """Raises before any work if videos of `config`'s env cannot be made: no
-    mp4 writer (`ImportError`), no headless OpenGL (`RuntimeError`), an env
-    that does not render frames (`ValueError`)."""
-    check_video_dependencies()
-    gl_backend()
-    env, _, _ = _render_env(config, DEFAULT_SIZE)  # renders nothing yet
+    """Raises before any work if videos of `config`'s env cannot be made: an
+    env that does not render frames (`ValueError`), no mp4 writer
+    (`ImportError`), no headless OpenGL (`RuntimeError`), or a renderer or
+    encoder that fails on one frame (the error of the Ray task that tried)."""
+    import ray
+
+    env, _, _ = _render_env(config, DEFAULT_SIZE)  # renders nothing here
     env.close()
+    check_video_dependencies()
+    ray.get(_remote(_render_one_frame, gl_backend()).remote(config, DEFAULT_SIZE))
+
+
+def _remote(function, backend: str):
+    """`function` as a Ray task started with `MUJOCO_GL=backend`. No CPU is
+    reserved: the driver only waits on it, and the env runners may hold every
+    CPU of the cluster (with one reserved it would never start)."""
+    import ray
+
+    env_vars = {"MUJOCO_GL": backend}
+    if backend in ("egl", "osmesa"):  # MuJoCo refuses any other value with these
+        env_vars["PYOPENGL_PLATFORM"] = backend
+    return ray.remote(num_cpus=0)(function).options(runtime_env={"env_vars": env_vars})
+
+
+def _render_one_frame(config, size: tuple[int, int]) -> None:
+    env, _, fps = _render_env(config, size)
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+    finally:
+        env.close()
+    _mp4([frame, frame], fps)
 
 
 def record_adaptation_videos(
@@ -111,12 +137,11 @@ def record_adaptation_videos(
     check_video_dependencies()
     backend = gl_backend()
     os.makedirs(output_dir, exist_ok=True)
-    module = algo._call_learner(lambda learner: learner._maml_module())
-    # No CPU reserved: the driver only waits on it, and the env runners may
-    # hold every CPU of the cluster (with one reserved it would never start).
-    render = ray.remote(num_cpus=0)(_render_adaptation).options(
-        runtime_env={"env_vars": {"MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}}
+    # A CPU copy: the learner's module may live on a GPU the task has not.
+    module = algo._call_learner(
+        lambda learner: copy.deepcopy(learner._maml_module()).cpu()
     )
+    render = _remote(_render_adaptation, backend)
     paths = {}
     for name, state in methods.items():
         params: list = []
@@ -164,7 +189,9 @@ def _render_adaptation(
     env, every, fps = _render_env(config, size)
     try:
         for step, params in enumerate(params_by_step):
-            episode, ret, succeeded = _rollout(env, module, params, task, seed, every)
+            episode, ret, succeeded = _rollout(
+                env, config, module, params, task, seed, every
+            )
             returns.append(ret)
             label = [f"{method}: {step} inner step{'s' * (step != 1)}"]
             label.append(
@@ -200,23 +227,29 @@ def _render_env(config, size: tuple[int, int]):
             "takes `render_mode` (and `render_width`, `render_height`) from its "
             "env_config."
         )
-    horizon = int(getattr(env, "horizon", MAX_FRAMES_PER_EPISODE))
+    try:
+        horizon = int(env.get_wrapper_attr("horizon"))
+    except AttributeError:
+        horizon = MAX_FRAMES_PER_EPISODE
     every = max(1, math.ceil(horizon / MAX_FRAMES_PER_EPISODE))
     render_fps = float(env.metadata.get("render_fps") or 30)
     return env, every, max(1.0, render_fps / every)
 
 
-def _rollout(env, module, params, task, seed: int, every: int):
+def _rollout(env, config, module, params, task, seed: int, every: int):
     """One episode with the policy's mean action, a frame every `every`
-    steps: (frames, return, success: None where the env reports none)."""
+    steps: (frames, return, success: None where the env reports none). The
+    action reaches the env as on the env runners (`normalize_actions`,
+    `clip_actions`)."""
     import torch
+    from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 
     from rllib_maml.policy import FunctionalPolicy
 
     policy = FunctionalPolicy(module)
     dist_cls = module.get_inference_action_dist_cls()
     params = {name: torch.as_tensor(value) for name, value in params.items()}
-    env.set_task(task)
+    env.get_wrapper_attr("set_task")(task)
     obs, _ = env.reset(seed=seed)
     frames, total, succeeded, t = [env.render()], 0.0, None, 0
     done = False
@@ -226,8 +259,10 @@ def _rollout(env, module, params, task, seed: int, every: int):
                 params, torch.as_tensor(np.asarray(obs)[None], dtype=torch.float32)
             )
             action = dist_cls.from_logits(inputs).to_deterministic().sample()[0].numpy()
-        if hasattr(env.action_space, "low"):
-            action = np.clip(action, env.action_space.low, env.action_space.high)
+        if config.normalize_actions:
+            action = unsquash_action(action, env.action_space)
+        elif config.clip_actions:
+            action = clip_action(action, env.action_space)
         obs, reward, terminated, truncated, info = env.step(action)
         total += float(reward)
         if "success" in info:

@@ -97,6 +97,17 @@ def test_params_out_gives_the_start_and_the_adapted_params(ray_session):
         )
 
 
+def test_a_failing_renderer_stops_the_evaluation_before_it_starts(
+    ray_session, monkeypatch
+):
+    """The renderer is tried on one frame first (in the Ray task videos are
+    made in), so a broken one costs no evaluation."""
+    config = local_config("rllib_maml/HalfCheetahRandDirec-v0")
+    monkeypatch.setenv("MUJOCO_GL", "bogus")  # what the render task starts with
+    with pytest.raises(Exception, match="MUJOCO_GL"):
+        video.check_can_record(config)
+
+
 def test_clear_errors_before_any_work(monkeypatch):
     config = local_config("rllib_maml/Navigation2D-v0")
     with pytest.raises(ValueError, match="does not render rgb_array frames"):
