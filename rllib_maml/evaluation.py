@@ -267,20 +267,26 @@ def evaluate_with_baselines(
     run = dict(tasks=tasks, num_steps=num_steps, episodes_per_task=episodes, seed=seed)
     experience = [k * episodes for k in range(num_steps + 1)]
     methods: dict[str, dict] = {}
-    states: dict[str, dict | None] = {"maml": None}  # module states, for videos
+    filmed: dict[str, list] = {}  # method -> the params each step sampled with
+
+    def params_out(method: str) -> list | None:
+        return None if video_dir is None else filmed.setdefault(method, [])
 
     log(f"Evaluating maml on {num_tasks} held-out tasks, {num_steps} steps ...")
     methods["maml"] = _measured(
-        algo, (config.env, checkpoint or "algorithm", experience), **run
+        algo,
+        (config.env, checkpoint or "algorithm", experience),
+        params_out=params_out("maml"),
+        **run,
     )
     if "random" in baselines:
         log("Evaluating random init ...")
         state = algo._call_learner(lambda learner: learner.fresh_module_state(seed))
-        states["random"] = state
         methods["random"] = _measured(
             algo,
             (config.env, f"fresh module, torch seed {seed}", experience),
             module_state=state,
+            params_out=params_out("random"),
             **run,
         )
 
@@ -297,10 +303,13 @@ def evaluate_with_baselines(
         state, source = given_or_trained(
             "pretrained", pretrained_state, pretrained_env or config.env
         )
-        states["pretrained"] = state
         log("Evaluating pretrained ...")
         methods["pretrained"] = _measured(
-            algo, (config.env, source, experience), module_state=state, **run
+            algo,
+            (config.env, source, experience),
+            module_state=state,
+            params_out=params_out("pretrained"),
+            **run,
         )
     if "oracle" in baselines:
         oracle_state, source = given_or_trained("oracle", oracle_state, oracle_env)
@@ -319,13 +328,11 @@ def evaluate_with_baselines(
         methods["rl2"] = _rl2_entry(rl2, tasks, seed, log)
     videos = None
     if video_dir is not None:
-        videos = video.record_adaptation_videos(
+        videos = video.record_adaptation_videos(  # the first task's params
             algo,
             video_dir,
-            methods=states,
+            params={name: [by_task[0] for by_task in p] for name, p in filmed.items()},
             task=tasks[0],
-            num_steps=num_steps,
-            episodes_per_task=episodes,
             seed=seed,
             log=log,
         )

@@ -1,9 +1,8 @@
 """Videos of adaptation (`rllib-maml evaluate --video DIR`).
 
-For one held-out task, each method's policy is adapted with the algorithm's own
-inner loop (the evaluation's procedure: same tasks, seed stream and episodes
-per step), and one episode is rendered with the policy after 0, 1, ..., N inner
-steps, one after the other in one mp4 per method (`DIR/<method>.mp4`). The
+For one held-out task, one episode is rendered with each method's policy after
+0, 1, ..., N inner steps (the params the evaluation's inner loop sampled that
+task with), one after the other in one mp4 per method (`DIR/<method>.mp4`). The
 rendered episodes take the mean action of the policy (its deterministic
 version); the evaluation's returns are those of sampled actions.
 
@@ -106,33 +105,28 @@ def record_adaptation_videos(
     algo,
     output_dir: str,
     *,
-    methods: dict[str, dict | None],
+    params: dict[str, list[dict[str, np.ndarray]]],
     task: Any,
-    num_steps: int,
-    episodes_per_task: int,
     seed: int,
     size: tuple[int, int] = DEFAULT_SIZE,
     log: Callable[[str], None] = logger.info,
 ) -> dict[str, str]:
     """Writes `<output_dir>/<method>.mp4` per method: one episode on `task`
-    with the policy after 0..`num_steps` inner steps, one after the other.
+    per params, one after the other.
 
     Args:
-        algo: a built MAML algorithm.
-        methods: method name -> full module state to adapt from (None: the
-            meta-policy), as `rllib_maml.evaluation.adaptation_returns` takes.
+        algo: the built MAML algorithm whose network the params are for.
+        params: method name -> the policy params after 0..N inner steps on
+            `task` (numpy, by name; `adaptation_returns(..., params_out=)`
+            records them).
         task: the held-out task (one of the env's tasks).
-        episodes_per_task: episodes sampled per inner step, as in evaluation.
-        seed: the evaluation's seed (adaptation) and the rendered episodes'
-            reset seed.
+        seed: the rendered episodes' reset seed.
         size: frame width and height.
 
     Returns:
         Method -> path of its mp4.
     """
     import ray
-
-    from rllib_maml.evaluation import adaptation_returns
 
     check_video_dependencies()
     backend = gl_backend()
@@ -143,23 +137,13 @@ def record_adaptation_videos(
     )
     render = _remote(_render_adaptation, backend)
     paths = {}
-    for name, state in methods.items():
-        params: list = []
-        adaptation_returns(
-            algo,
-            tasks=[task],
-            num_steps=num_steps,
-            episodes_per_task=episodes_per_task,
-            seed=seed,
-            module_state=state,
-            params_out=params,
-        )
-        log(f"Rendering {name}: {num_steps + 1} episodes ({backend}) ...")
+    for name, by_step in params.items():
+        log(f"Rendering {name}: {len(by_step)} episodes ({backend}) ...")
         video, returns = ray.get(
             render.remote(
                 algo.config,
                 module,
-                [by_task[0] for by_task in params],
+                by_step,
                 task,
                 seed,
                 name,
