@@ -16,6 +16,9 @@ How to run:
     python benchmarks/paper_iteration.py --outer-optimizers trpo --meta-losses loop \
         --variants batched_vector batched_sync \
         --output benchmarks/results/paper_iteration_trpo_loop.json
+    # the learner phases on 1 learner (in the driver) and on 2 learner actors:
+    python benchmarks/paper_iteration.py --variants batched_vector --learners 0 2 \
+        --cpus-per-learner 1 --output benchmarks/results/paper_iteration_learners.json
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ def main():
     args = parser.parse_args()
     ray.init(include_dashboard=False, log_to_driver=False)
     rows = []
-    for optimizer, meta_loss, name in itertools.product(
-        args.outer_optimizers, args.meta_losses, args.variants
+    for learners, optimizer, meta_loss, name in itertools.product(
+        args.learners, args.outer_optimizers, args.meta_losses, args.variants
     ):
         settings = argparse.Namespace(
             **{
@@ -73,7 +76,7 @@ def main():
                 "meta_loss": meta_loss,
             }
         )
-        row = run(settings, args.runners[0])
+        row = run(settings, args.runners[0], learners)
         rows.append(
             {"variant": name, "outer_optimizer": optimizer, "meta_loss": meta_loss}
             | row

@@ -376,11 +376,13 @@ class MAMLConfig(AlgorithmConfig):
                 "MAML supports single-agent envs only, but the config is multi-agent. "
                 "Remove `config.multi_agent(...)`."
             )
-        if self.num_learners > 1:
+        if self.num_learners > 1 and self.meta_batch_size < self.num_learners:
             self._value_error(
-                f"`num_learners` must be 0 or 1, got {self.num_learners}. The "
-                "meta-update runs on one learner; set `config.learners(num_learners=0)`"
-                " (local) or 1 (e.g. with `num_gpus_per_learner=1`)."
+                f"`meta_batch_size` ({self.meta_batch_size}) is smaller than "
+                f"`num_learners` ({self.num_learners}): each learner meta-updates "
+                "on its share of a meta-batch's tasks, so every learner needs at "
+                f"least one. Set `meta_batch_size >= {self.num_learners}` or fewer "
+                "learners."
             )
         if self.env is None:
             self._value_error(

@@ -17,6 +17,18 @@ The algorithm drives one iteration in `K + 2` calls:
 
 Every inner step, at sampling time, in the meta-objective's replay and in
 evaluation, is `functional.adapt_on_steps`.
+
+With `num_learners = N > 1` each learner holds a share of the meta-batch's
+tasks (the driver's `maml.task_shares`, through `adapt_share`), adapts them,
+and computes its share of the objective's sums over tasks and timesteps,
+divided by the whole meta-batch's counts (`total_meta_batch`). `all_reduce`
+sums over RLlib's torch process group: the gradients (`compute_gradients`,
+before grad_clip and the optimizer), TRPO's gradient, Fisher-vector products
+and line-search values (`trpo.TRPOProblem.all_reduce`), the inner KLs the
+coefficients adapt on, and the logged losses. Every learner then takes the same
+step as one learner would on all the data. RLlib's DDP wrapper cannot do that
+sum here: it reduces only in a backward pass after its own forward, and this
+loss calls the network through `torch.func` with swapped-in parameters.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import ray
 import torch
 from ray.rllib.connectors.learner import (
     AddOneTsToEpisodesAndTruncate,
@@ -91,19 +104,37 @@ class MetaBatch:
         padded: `padded[k][key]`: step k's data of every task stacked into
             [tasks, max length, ...], zero (and zero in `mask`) past a task's
             length (`functional.pad_tasks`).
+        num_tasks: the meta-batch's tasks on all learners (the objective's
+            means over tasks divide by it); default `len(task_ids)`.
+        num_rows: the meta-batch's timesteps on all learners, all steps (the
+            value loss's mean divides by it); default this batch's.
     """
 
     steps: list[dict[int, TaskData]]
     task_ids: list[int]
     padded: list[dict[str, torch.Tensor]]
+    num_tasks: int
+    num_rows: int
 
     @classmethod
-    def of(cls, steps: list[dict[int, TaskData]] | MetaBatch) -> MetaBatch:
+    def of(
+        cls,
+        steps: list[dict[int, TaskData]] | MetaBatch,
+        totals: tuple[int, int] | None = None,
+    ) -> MetaBatch:
+        """`steps` padded; `totals`: `(num_tasks, num_rows)` over all learners
+        (default: these steps' own)."""
         if isinstance(steps, MetaBatch):
             return steps
         task_ids = sorted(steps[0])
         padded = [F.pad_tasks([step[t] for t in task_ids]) for step in steps]
-        return cls(list(steps), task_ids, padded)
+        num_tasks, num_rows = totals or (len(task_ids), count_rows(steps))
+        return cls(list(steps), task_ids, padded, num_tasks, num_rows)
+
+
+def count_rows(steps: list[dict[int, TaskData]]) -> int:
+    """Timesteps in `steps`, all adaptation steps and tasks."""
+    return sum(d[F.OBS].shape[0] for step in steps for d in step.values())
 
 
 class MAMLTorchLearner(TorchLearner):
@@ -145,6 +176,40 @@ class MAMLTorchLearner(TorchLearner):
 
     def _maml_module(self):
         return self.module[DEFAULT_MODULE_ID].unwrapped()
+
+    # ------------------------------------------------- several learners
+    @property
+    def world_size(self) -> int:
+        """How many learners share the meta-batch (RLlib's process group)."""
+        if self.distributed and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size()
+        return 1
+
+    @property
+    def rank(self) -> int:
+        """This learner's index among them (0 with one learner)."""
+        return torch.distributed.get_rank() if self.world_size > 1 else 0
+
+    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` summed over the learners (itself with one learner).
+
+        The learners hold different tasks of one meta-batch, and each computes
+        its share of the objective's sums; the sum over RLlib's torch process
+        group (gloo, or NCCL with GPUs) makes every learner see the totals of
+        the whole meta-batch.
+        """
+        if self.world_size == 1:
+            return tensor
+        total = tensor.detach().to(self._device).clone()
+        torch.distributed.all_reduce(total)
+        return total.to(tensor.device)
+
+    def total_meta_batch(self, steps: list[dict[int, TaskData]]) -> MetaBatch:
+        """`steps` (this learner's tasks) padded, with the task and timestep
+        counts of the whole meta-batch on all learners."""
+        counts = torch.tensor([len(steps[0]), count_rows(steps)], dtype=torch.float64)
+        num_tasks, num_rows = (int(c) for c in self.all_reduce(counts).tolist())
+        return MetaBatch.of(steps, totals=(num_tasks, num_rows))
 
     # ---------------------------------------------------------- policy math
     def policy_inputs(self, params: F.Params, obs: torch.Tensor) -> torch.Tensor:
@@ -215,13 +280,18 @@ class MAMLTorchLearner(TorchLearner):
         )
         return terms
 
-    def value_loss(self, steps: list[dict[int, TaskData]]) -> torch.Tensor:
-        """Regression of the value function to the GAE targets of all steps."""
+    def value_loss(
+        self, steps: list[dict[int, TaskData]], num_rows: int | None = None
+    ) -> torch.Tensor:
+        """Regression of the value function to the GAE targets of all steps:
+        the squared errors' sum over `steps` divided by `num_rows` (default:
+        their count, the mean; with several learners, all learners' count)."""
         data = [d for step in steps for d in step.values()]
         obs = torch.cat([d[F.OBS] for d in data])
         targets = torch.cat([d[VALUE_TARGETS] for d in data])
         values = self._maml_module().compute_values({Columns.OBS: obs})
-        return torch.mean((values - targets) ** 2)
+        num_rows = num_rows if num_rows is not None else obs.shape[0]
+        return torch.sum((values - targets) ** 2) / num_rows
 
     # --------------------------------------------------------- inner loop
     def task_batches(self, episodes_by_task: dict[int, list]) -> dict[int, TaskData]:
@@ -272,7 +342,7 @@ class MAMLTorchLearner(TorchLearner):
                 f"Adaptation data for step {step} arrived, expected step "
                 f"{len(data.steps)}."
             )
-        batches = self.task_batches(episodes_by_task)
+        batches = self.task_batches(episodes_by_task) if episodes_by_task else {}
         data.steps.append(batches)
         last = self.config.inner_adaptation_steps if num_steps is None else num_steps
         if step >= last:
@@ -286,13 +356,27 @@ class MAMLTorchLearner(TorchLearner):
             data.adapted[task] = {n: p.detach() for n, p in chain[-1].items()}
             params[task] = self.policy_params_numpy(data.adapted[task])
             inner_losses.append(losses[0].item())
-        if not evaluation:
+        if not evaluation:  # the mean over all learners' tasks
+            total, count = self.all_reduce(
+                torch.tensor(
+                    [sum(inner_losses), len(inner_losses)], dtype=torch.float64
+                )
+            ).tolist()
             self.metrics.log_value(
                 (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_LOSS_KEY}_{step}"),
-                float(np.mean(inner_losses)),
+                total / count,
                 window=1,
             )
         return params
+
+    def adapt_share(self, *, shares: list, **kwargs) -> dict[int, NumpyParams]:
+        """`adapt` on this learner's share of the tasks: `shares[rank]`, the
+        episodes by task index (or a Ray object reference to them), the
+        driver's split of the meta-batch over the learners."""
+        share = shares[self.rank]
+        if isinstance(share, ray.ObjectRef):
+            share = ray.get(share)
+        return self.adapt(episodes_by_task=share, **kwargs)
 
     # -------------------------------------------------------- meta-update
     def meta_loss(
@@ -312,21 +396,27 @@ class MAMLTorchLearner(TorchLearner):
         config = config or self.config
         batch = MetaBatch.of(steps)
         terms = self.meta_terms(self.meta_policy_params(), batch, config)
-        policy_loss = terms["ppo_surrogate"].mean()
-        kls = terms["inner_kls"].mean(0)
+        # Means over the meta-batch's tasks (on all learners: this learner's
+        # share of them, `compute_gradients` sums the learners' gradients).
+        policy_loss = terms["ppo_surrogate"].sum() / batch.num_tasks
+        kls = terms["inner_kls"].sum(0) / batch.num_tasks
         coeffs = torch.tensor(self.inner_kl_coeffs, dtype=kls.dtype, device=kls.device)
         total = policy_loss + (coeffs * kls).sum()
-        logged = {}
+        vf_loss = torch.zeros_like(total)
         if self._trains_value_function():
-            vf_loss = self.value_loss(batch.steps)
+            vf_loss = self.value_loss(batch.steps, batch.num_rows)
             total = total + config.vf_loss_coeff * vf_loss
-            logged[LEARNER_RESULTS_VF_LOSS_KEY] = vf_loss.item()
+        logged = self.all_reduce(torch.stack([total, policy_loss, vf_loss])).tolist()
         self.metrics.log_dict(
             {
-                **logged,
-                LEARNER_RESULTS_META_LOSS_KEY: total.item(),
-                LEARNER_RESULTS_POLICY_LOSS_KEY: policy_loss.item(),
-                LEARNER_RESULTS_NUM_TASKS_KEY: len(batch.task_ids),
+                LEARNER_RESULTS_META_LOSS_KEY: logged[0],
+                LEARNER_RESULTS_POLICY_LOSS_KEY: logged[1],
+                LEARNER_RESULTS_NUM_TASKS_KEY: batch.num_tasks,
+                **(
+                    {LEARNER_RESULTS_VF_LOSS_KEY: logged[2]}
+                    if self._trains_value_function()
+                    else {}
+                ),
             },
             key=DEFAULT_MODULE_ID,
             window=1,
@@ -336,9 +426,10 @@ class MAMLTorchLearner(TorchLearner):
     def inner_kls(self, steps: list[dict[int, TaskData]] | MetaBatch) -> list[float]:
         """Mean `KL(pi_behavior_k || pi_k)` over tasks for each inner step k,
         with the inner steps replayed from the current meta-parameters."""
+        batch = MetaBatch.of(steps)
         with torch.no_grad():
-            terms = self.meta_terms(self.meta_policy_params(), steps, self.config)
-        return terms["inner_kls"].mean(0).tolist()
+            terms = self.meta_terms(self.meta_policy_params(), batch, self.config)
+        return (self.all_reduce(terms["inner_kls"].sum(0)) / batch.num_tasks).tolist()
 
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out=None):
@@ -352,7 +443,14 @@ class MAMLTorchLearner(TorchLearner):
     def compute_gradients(self, loss_per_module, **kwargs):
         grads = super().compute_gradients(loss_per_module, **kwargs)
         # Parameters outside the loss (the policy in TRPO's value step) get no step.
-        return {pid: g for pid, g in grads.items() if g is not None}
+        grads = {pid: g for pid, g in grads.items() if g is not None}
+        if self.world_size > 1 and grads:
+            # Each learner's loss is its share of the meta-batch's sums: the
+            # sum of the learners' gradients is the whole batch's gradient,
+            # the same on every learner before grad_clip and the optimizer.
+            flat = self.all_reduce(trpo.flat(grads.values()))
+            grads = trpo.unflat(flat, grads)
+        return grads
 
     def _optimizer_step(self, loss: torch.Tensor) -> None:
         """The Learner's update path: gradients, grad_clip, optimizer step."""
@@ -376,34 +474,31 @@ class MAMLTorchLearner(TorchLearner):
             )
         self.before_gradient_based_update(timesteps=timesteps)
         compat.next_weights_seq_no(self)
-        batch = MetaBatch.of(steps)  # padded once for every pass below
+        # Padded once for every pass below, with the whole meta-batch's counts.
+        batch = self.total_meta_batch(steps)
         if self.config.outer_optimizer == "trpo":
             loss = self._trpo_update(batch)
             if self._trains_value_function():
                 for _ in range(self.config.maml_optimizer_steps):
-                    loss = self.value_loss(steps)
-                    self._optimizer_step(loss)
+                    vf_loss = self.value_loss(steps, batch.num_rows)
+                    self._optimizer_step(vf_loss)
+                loss = self.all_reduce(vf_loss.detach()).item()
                 self.metrics.log_value(
-                    (DEFAULT_MODULE_ID, LEARNER_RESULTS_VF_LOSS_KEY),
-                    loss.item(),
-                    window=1,
+                    (DEFAULT_MODULE_ID, LEARNER_RESULTS_VF_LOSS_KEY), loss, window=1
                 )
         else:
             loss = self._promp_update(batch)
-        num_steps = sum(d[F.OBS].shape[0] for step in steps for d in step.values())
         self.metrics.log_value(
             (ALL_MODULES, "num_env_steps_trained_lifetime"),
-            num_steps,
+            batch.num_rows,
             reduce="lifetime_sum",
         )
-        self.metrics.log_value(
-            (DEFAULT_MODULE_ID, self.TOTAL_LOSS_KEY), loss.item(), window=1
-        )
+        self.metrics.log_value((DEFAULT_MODULE_ID, self.TOTAL_LOSS_KEY), loss, window=1)
         self.after_gradient_based_update(timesteps=timesteps)
         self.iteration_data = AdaptationData()
         return self.metrics.reduce()
 
-    def _promp_update(self, batch: MetaBatch) -> torch.Tensor:
+    def _promp_update(self, batch: MetaBatch) -> float:
         """ProMP: `maml_optimizer_steps` optimizer steps on `meta_loss`, then
         each inner step's KL coefficient moves towards `kl_target`.
 
@@ -413,11 +508,12 @@ class MAMLTorchLearner(TorchLearner):
         the loop lag one step behind, and with one optimizer step are 0.
 
         Returns:
-            The last optimizer step's loss.
+            The last optimizer step's loss (of the whole meta-batch).
         """
         for _ in range(self.config.maml_optimizer_steps):
             loss = self.meta_loss(batch)
             self._optimizer_step(loss)
+        loss = self.all_reduce(loss.detach()).item()
         for k, kl in enumerate(self.inner_kls(batch)):
             self.inner_kl_coeffs[k] = F.update_kl_coeff(
                 self.inner_kl_coeffs[k], kl, self.config.kl_target
@@ -459,29 +555,40 @@ class MAMLTorchLearner(TorchLearner):
         def outputs(params: F.Params) -> torch.Tensor:
             return self.meta_terms(params, batch, config)["post_inputs"]
 
+        # Means over the meta-batch's tasks (this learner's share of them).
         def loss(post_inputs: torch.Tensor) -> torch.Tensor:
             logp = self._logp(post_inputs, post[F.ACTIONS])
-            return torch.func.vmap(F.ratio_loss)(
-                logp, post[F.BEHAVIOR_LOGP], post[F.ADVANTAGES], post[F.MASK]
-            ).mean()
+            return (
+                torch.func.vmap(F.ratio_loss)(
+                    logp, post[F.BEHAVIOR_LOGP], post[F.ADVANTAGES], post[F.MASK]
+                ).sum()
+                / batch.num_tasks
+            )
 
         def kl(old: torch.Tensor, post_inputs: torch.Tensor) -> torch.Tensor:
-            return torch.func.vmap(F.masked_mean)(
-                self._kl(old, post_inputs), post[F.MASK]
-            ).mean()
+            return (
+                torch.func.vmap(F.masked_mean)(
+                    self._kl(old, post_inputs), post[F.MASK]
+                ).sum()
+                / batch.num_tasks
+            )
 
         # d kl / d o: each row's weight in those means times the per-row KL's.
         counts = post[F.MASK].sum(-1, keepdim=True)
-        weights = (post[F.MASK] / counts / len(batch.task_ids))[..., None]
+        weights = (post[F.MASK] / counts / batch.num_tasks)[..., None]
 
         def kl_hessian(old: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
             return weights * self.policy.kl_hessian_product(old, d)
 
         return self.meta_policy_params(), trpo.TRPOProblem(
-            outputs, loss, kl, kl_hessian
+            outputs,
+            loss,
+            kl,
+            kl_hessian,
+            all_reduce=self.all_reduce if self.world_size > 1 else None,
         )
 
-    def _trpo_update(self, batch: MetaBatch) -> torch.Tensor:
+    def _trpo_update(self, batch: MetaBatch) -> float:
         """TRPO on the post-adaptation surrogate (Finn et al. 2017, Sec. 5.3).
 
         The trust region is the KL between the adapted policies before and after
@@ -513,7 +620,7 @@ class MAMLTorchLearner(TorchLearner):
                 "trpo_step_accepted": float(info.accepted),
                 "trpo_step_fraction": info.step_fraction,
                 "trpo_line_search_steps": info.line_search_steps,
-                LEARNER_RESULTS_NUM_TASKS_KEY: len(batch.task_ids),
+                LEARNER_RESULTS_NUM_TASKS_KEY: batch.num_tasks,
             },
             key=DEFAULT_MODULE_ID,
             window=1,
@@ -523,7 +630,7 @@ class MAMLTorchLearner(TorchLearner):
             self.metrics.log_value(
                 (DEFAULT_MODULE_ID, f"{LEARNER_RESULTS_INNER_KL_KEY}_{k}"), kl, window=1
             )
-        return torch.tensor(info.loss_after)
+        return info.loss_after
 
     # ----------------------------------------------------------- baselines
     def module_state(self) -> dict:

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 import numpy as np
+import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.env.env_context import EnvContext
 from ray.rllib.utils.annotations import override
@@ -306,15 +307,36 @@ class MAML(Algorithm):
                 self.metrics.log_time((TIMERS, INNER_ADAPTATION_TIMER)),
                 clock("inner_adaptation"),
             ):
-                params_by_task = self._call_learner(
-                    lambda learner, s=step, e=episodes_by_task: learner.adapt(
-                        step=s,
-                        episodes_by_task=e,
-                        evaluation=evaluation,
-                        num_steps=num_steps,
-                    )
+                params_by_task = self._adapt_on_learners(
+                    step=step,
+                    episodes_by_task=episodes_by_task,
+                    evaluation=evaluation,
+                    num_steps=num_steps,
                 )
         return returns
+
+    def _adapt_on_learners(
+        self, *, episodes_by_task: dict[int, list], **kwargs
+    ) -> dict[int, dict]:
+        """`MAMLTorchLearner.adapt` on every learner, each with its share of
+        the tasks (`task_shares`); returns the adapted params of all tasks."""
+        num_learners = len(self.learner_group) or 1
+        if num_learners == 1:
+            return self._call_learner(
+                lambda learner: learner.adapt(
+                    episodes_by_task=episodes_by_task, **kwargs
+                )
+            )
+        shares = [
+            ray.put({t: episodes_by_task[t] for t in share})
+            for share in task_shares(sorted(episodes_by_task), num_learners)
+        ]
+        params_by_task = {}
+        for params in self._call_learners(
+            lambda learner: learner.adapt_share(shares=shares, **kwargs)
+        ):
+            params_by_task.update(params)
+        return params_by_task
 
     @override(Algorithm)
     def evaluate(self, parallel_train_future=None) -> dict:
@@ -379,14 +401,29 @@ class MAML(Algorithm):
         self.task_env.close()
 
     def _call_learner(self, func) -> Any:
-        """Runs `func(learner)` on the (single) learner and returns its result."""
+        """Runs `func(learner)` on every learner and returns the first one's
+        result (the learners hold the same meta-policy)."""
+        return self._call_learners(func)[0]
+
+    def _call_learners(self, func) -> list:
+        """Runs `func(learner)` on every learner; returns their results."""
         results = list(self.learner_group.foreach_learner(func))
-        if not results:
-            raise RuntimeError("No healthy learner answered the MAML learner call.")
+        expected = len(self.learner_group) or 1
+        lost = expected - len(results)
         for result in results:
             if not result.ok:
-                raise result.get()
-        return results[0].get()
+                error = result.get()
+                if not isinstance(error, ray.exceptions.RayActorError):
+                    raise error
+                lost += 1
+        if lost:
+            raise RuntimeError(
+                f"{lost} of {expected} MAML learners died or did not answer: a "
+                "learner holds a share of every meta-batch, so training cannot go "
+                "on without it. Restore the last checkpoint "
+                "(`MAML.from_checkpoint(path)` or `algo.restore_from_path(path)`)."
+            )
+        return [result.get() for result in results]
 
     def _log_episode_returns(self, step: int, episodes_by_task: dict) -> None:
         returns = [ep.get_return() for eps in episodes_by_task.values() for ep in eps]
@@ -411,6 +448,14 @@ class MAML(Algorithm):
             self.metrics.log_value(
                 (ENV_RUNNER_RESULTS, episode_success_rate_key(step)), rate, window=1
             )
+
+
+def task_shares(task_ids: list[int], num_learners: int) -> list[list[int]]:
+    """The meta-batch's tasks split over the learners, learner `r` (its rank)
+    taking every `num_learners`-th task from the `r`-th: each task's data of
+    every adaptation step goes to one learner, and the shares differ in size
+    by at most one task."""
+    return [task_ids[rank::num_learners] for rank in range(num_learners)]
 
 
 # Keys that separate the seed streams derived from the run's seed.

@@ -94,12 +94,23 @@ class TRPOProblem:
         kl_hessian: `(old o, d) -> H_o d`, the Hessian of `o -> kl(old o, o)`
             at `o = old o` times `d` in closed form; None: by automatic
             differentiation of `kl` (`kl_hessian_by_autodiff`).
+        all_reduce: `t -> the sum of t over the processes` that hold a share
+            of the problem (several learners, each with some tasks: its `loss`
+            and `kl` are its share of the totals). It is applied to the
+            gradient, every Fisher-vector product and every loss and KL value
+            the step decides on, so every process takes the same step. None:
+            one process holds the whole problem.
     """
 
     outputs: Callable[[Params], torch.Tensor]
     loss: Callable[[torch.Tensor], torch.Tensor]
     kl: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     kl_hessian: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` summed over the processes (itself with one process)."""
+        return value if self.all_reduce is None else self.all_reduce(value)
 
 
 def kl_hessian_by_autodiff(
@@ -120,6 +131,7 @@ def fisher_vector_product(
     params: Params,
     kl_hessian: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     damping: float,
+    total: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """`v -> J^T H_o J v + damping v` (see the module doc): the Hessian of
     `kl(o(params), o(p))` in `p` at `p = params`.
@@ -129,6 +141,7 @@ def fisher_vector_product(
         params: The leaf tensors `outputs` was computed from.
         kl_hessian: `(old o, d) -> H_o d` (`TRPOProblem.kl_hessian`).
         damping: Added to the product.
+        total: sums `J^T H_o J v` over the processes (`TRPOProblem.total`).
     """
     leaves = list(params.values())
     old = outputs.detach()
@@ -143,7 +156,7 @@ def fisher_vector_product(
         )[0]
         h_jv = kl_hessian(old, jv)
         jt_h_jv = torch.autograd.grad(outputs, leaves, h_jv, retain_graph=True)
-        return flat(jt_h_jv).detach() + damping * v
+        return total(flat(jt_h_jv).detach()) + damping * v
 
     return product
 
@@ -179,21 +192,23 @@ def trpo_step(
     old = outputs.detach()
     loss = problem.loss(outputs)
     grads = torch.autograd.grad(loss, [params[n] for n in names], retain_graph=True)
-    g = flat(grads).detach()
+    g = problem.total(flat(grads).detach())
+    loss_before = problem.total(loss.detach()).item()
 
     kl_hessian = problem.kl_hessian or kl_hessian_by_autodiff(problem.kl)
-    product = fisher_vector_product(outputs, params, kl_hessian, cg_damping)
+    product = fisher_vector_product(
+        outputs, params, kl_hessian, cg_damping, problem.total
+    )
     direction, residual = conjugate_gradient(product, -g, iterations=cg_iters)
     # d^T F d with F d = -g - residual (CG's invariant): no 11th product.
     shs = 0.5 * direction @ (-g - residual)
     if not torch.isfinite(shs) or shs <= 0:
         logger.warning("TRPO: non-positive curvature %s; skipping the step.", shs)
         return {n: p.detach() for n, p in params.items()}, TRPOStepInfo(
-            False, 0.0, loss.item(), loss.item(), 0.0, 0
+            False, 0.0, loss_before, loss_before, 0.0, 0
         )
     full_step = direction * torch.sqrt(max_kl / shs)
     start = flat([params[n] for n in names]).detach()
-    loss_before = loss.item()
     # Free the graphs (second-order through the inner steps) before the search.
     del outputs, loss, grads, product
     fraction = 1.0
@@ -202,8 +217,10 @@ def trpo_step(
         # Values only: no graph (torch.func.grad in the inner steps still runs).
         with torch.no_grad():
             new_outputs = problem.outputs(candidate)
-            new_loss = problem.loss(new_outputs).item()
-            new_kl = problem.kl(old, new_outputs).item()
+            both = torch.stack(
+                [problem.loss(new_outputs), problem.kl(old, new_outputs)]
+            )
+            new_loss, new_kl = problem.total(both).tolist()
         if new_kl <= max_kl and new_loss < loss_before:
             return candidate, TRPOStepInfo(
                 True, fraction, loss_before, new_loss, new_kl, i + 1

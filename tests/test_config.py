@@ -83,10 +83,11 @@ def test_truncate_episodes_is_rejected():
         config.validate()
 
 
-def test_multiple_learners_rejected():
-    config = local_config().learners(num_learners=2)
-    with pytest.raises(ValueError, match=r"`num_learners` must be 0 or 1, got 2"):
+def test_more_learners_than_tasks_rejected():
+    config = local_config(meta_batch_size=2).learners(num_learners=3)
+    with pytest.raises(ValueError, match=r"`meta_batch_size` \(2\) is smaller than"):
         config.validate()
+    local_config(meta_batch_size=3).learners(num_learners=3).validate()
 
 
 def test_missing_env_rejected():

@@ -107,3 +107,33 @@ def test_env_runner_samples_batched_on_a_gpu(ray_session):
         assert np.isfinite(result["env_runners"]["episode_return_mean_adapt_2"])
     finally:
         algo.stop()
+
+
+@pytest.mark.skipif(
+    torch.cuda.device_count() < 2,
+    reason="two GPU learners need two CUDA GPUs (NCCL takes one per learner); "
+    f"torch sees {torch.cuda.device_count()}",
+)
+@pytest.mark.parametrize("outer_optimizer", ["ppo", "trpo"])
+def test_two_gpu_learners_train_alike(ray_session, outer_optimizer):
+    algo = (
+        local_config(meta_batch_size=4, outer_optimizer=outer_optimizer)
+        .learners(num_learners=2, num_gpus_per_learner=1, num_cpus_per_learner=0)
+        .build_algo()
+    )
+    try:
+        before = algo._call_learner(lambda lrn: lrn.policy_params_numpy())
+        before = {n: v.copy() for n, v in before.items()}
+        for _ in range(2):
+            result = algo.train()
+        assert result["learners"]["default_policy"]["num_tasks"] == 4
+        devices = algo._call_learners(
+            lambda lrn: {p.device.type for p in lrn.meta_policy_params().values()}
+        )
+        assert devices == [{"cuda"}, {"cuda"}]
+        params = algo._call_learners(lambda lrn: lrn.policy_params_numpy())
+        for name in before:
+            np.testing.assert_array_equal(params[0][name], params[1][name])
+        assert any(not np.array_equal(params[0][n], before[n]) for n in before)
+    finally:
+        algo.stop()
