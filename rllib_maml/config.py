@@ -384,6 +384,13 @@ class MAMLConfig(AlgorithmConfig):
                 f"least one. Set `meta_batch_size >= {self.num_learners}` or fewer "
                 "learners."
             )
+        if self.num_learners > 1 and 0 < self.num_gpus_per_learner < 1:
+            self._value_error(
+                f"`num_gpus_per_learner` ({self.num_gpus_per_learner}) is a fraction "
+                f"with `num_learners` ({self.num_learners}): the learners sum their "
+                "gradients over NCCL, which takes one whole GPU per learner. Set "
+                "`num_gpus_per_learner=1`, or 0 for CPU learners."
+            )
         if self.env is None:
             self._value_error(
                 "`env` is not set. MAML needs a meta env with `sample_tasks`/"

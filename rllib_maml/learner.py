@@ -181,9 +181,15 @@ class MAMLTorchLearner(TorchLearner):
     @property
     def world_size(self) -> int:
         """How many learners share the meta-batch (RLlib's process group)."""
-        if self.distributed and torch.distributed.is_initialized():
-            return torch.distributed.get_world_size()
-        return 1
+        if not self.distributed:
+            return 1
+        if not torch.distributed.is_initialized():
+            raise RuntimeError(
+                f"`num_learners` is {self.config.num_learners} but this learner has "
+                "no torch process group: build several learners through RLlib's "
+                "LearnerGroup (`config.build_algo()`), not `config.build_learner()`."
+            )
+        return torch.distributed.get_world_size()
 
     @property
     def rank(self) -> int:
@@ -204,9 +210,14 @@ class MAMLTorchLearner(TorchLearner):
         torch.distributed.all_reduce(total)
         return total.to(tensor.device)
 
-    def total_meta_batch(self, steps: list[dict[int, TaskData]]) -> MetaBatch:
+    def total_meta_batch(
+        self, steps: list[dict[int, TaskData]] | MetaBatch
+    ) -> MetaBatch:
         """`steps` (this learner's tasks) padded, with the task and timestep
-        counts of the whole meta-batch on all learners."""
+        counts of the whole meta-batch on all learners (a `MetaBatch` as it
+        is)."""
+        if isinstance(steps, MetaBatch):
+            return steps
         counts = torch.tensor([len(steps[0]), count_rows(steps)], dtype=torch.float64)
         num_tasks, num_rows = (int(c) for c in self.all_reduce(counts).tolist())
         return MetaBatch.of(steps, totals=(num_tasks, num_rows))
@@ -394,7 +405,7 @@ class MAMLTorchLearner(TorchLearner):
         data. `config` (default: the learner's) sets the objective's settings.
         """
         config = config or self.config
-        batch = MetaBatch.of(steps)
+        batch = self.total_meta_batch(steps)
         terms = self.meta_terms(self.meta_policy_params(), batch, config)
         # Means over the meta-batch's tasks (on all learners: this learner's
         # share of them, `compute_gradients` sums the learners' gradients).
@@ -426,7 +437,7 @@ class MAMLTorchLearner(TorchLearner):
     def inner_kls(self, steps: list[dict[int, TaskData]] | MetaBatch) -> list[float]:
         """Mean `KL(pi_behavior_k || pi_k)` over tasks for each inner step k,
         with the inner steps replayed from the current meta-parameters."""
-        batch = MetaBatch.of(steps)
+        batch = self.total_meta_batch(steps)
         with torch.no_grad():
             terms = self.meta_terms(self.meta_policy_params(), batch, self.config)
         return (self.all_reduce(terms["inner_kls"].sum(0)) / batch.num_tasks).tolist()
@@ -549,7 +560,7 @@ class MAMLTorchLearner(TorchLearner):
             between the adapted policies before and after an update.
         """
         config = self.config
-        batch = MetaBatch.of(steps or self.iteration_data.steps)
+        batch = self.total_meta_batch(steps or self.iteration_data.steps)
         post = batch.padded[-1]
 
         def outputs(params: F.Params) -> torch.Tensor:

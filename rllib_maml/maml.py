@@ -409,13 +409,16 @@ class MAML(Algorithm):
         """Runs `func(learner)` on every learner; returns their results."""
         results = list(self.learner_group.foreach_learner(func))
         expected = len(self.learner_group) or 1
-        lost = expected - len(results)
-        for result in results:
-            if not result.ok:
-                error = result.get()
-                if not isinstance(error, ray.exceptions.RayActorError):
-                    raise error
-                lost += 1
+        errors = [result.get() for result in results if not result.ok]
+        # A dead learner first: the others' errors may only be its consequence
+        # (a collective that lost its peer).
+        lost = (
+            expected
+            - len(results)
+            + sum(isinstance(e, ray.exceptions.RayActorError) for e in errors)
+        )
+        if errors and not lost:
+            raise errors[0]
         if lost:
             raise RuntimeError(
                 f"{lost} of {expected} MAML learners died or did not answer: a "

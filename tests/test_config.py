@@ -90,6 +90,14 @@ def test_more_learners_than_tasks_rejected():
     local_config(meta_batch_size=3).learners(num_learners=3).validate()
 
 
+def test_fractional_gpus_with_several_learners_rejected():
+    config = local_config().learners(num_learners=2, num_gpus_per_learner=0.5)
+    with pytest.raises(
+        ValueError, match=r"`num_gpus_per_learner` \(0.5\) is a fraction"
+    ):
+        config.validate()
+
+
 def test_missing_env_rejected():
     with pytest.raises(ValueError, match=r"`env` is not set"):
         MAMLConfig().validate()
