@@ -1,4 +1,4 @@
-"""rllib_maml: meta-reinforcement learning (MAML, RL²) on Ray RLlib's new API stack.
+"""rllib_maml: meta-RL (MAML, RL², PEARL) on Ray RLlib's new API stack.
 
 Importing the package registers the shipped meta envs with Tune and gymnasium
 under the `rllib_maml/` namespace (e.g. `rllib_maml/Navigation2D-v0`).
@@ -16,6 +16,7 @@ from rllib_maml.envs import (
     registered_env_names,
 )
 from rllib_maml.maml import MAML, MAMLConfig
+from rllib_maml.pearl import PEARL, PEARLConfig
 from rllib_maml.rl2 import RL2, RL2Config
 
 __version__ = "0.1.0"
@@ -27,6 +28,8 @@ __all__ = [
     "MAMLConfig",
     "RL2",
     "RL2Config",
+    "PEARL",
+    "PEARLConfig",
     "MetaEnv",
     "Navigation2DEnv",
     "CartPoleMassEnv",

@@ -36,7 +36,7 @@ SECTIONS = (
 )
 STOP_KEYS = ("training_iteration", "num_env_steps_sampled_lifetime")
 # `--algo`: its config class in `rllib_maml` (the config names the algorithm).
-ALGOS = {"maml": "MAMLConfig", "rl2": "RL2Config"}
+ALGOS = {"maml": "MAMLConfig", "rl2": "RL2Config", "pearl": "PEARLConfig"}
 DISPLAY_NAMES = {"RL2": "RL²"}
 VERBOSE_HELP = "also show Ray's start-up notices (hidden by default)"
 
@@ -194,9 +194,13 @@ def return_columns(config) -> list[str]:
     """progress.csv's per-step (MAML) or per-episode (RL²) return columns; all
     of them from the first row, before any RL² trial has ended."""
     from rllib_maml.maml import episode_return_mean_adapt_key
+    from rllib_maml.pearl import PEARLConfig
+    from rllib_maml.pearl.pearl import EPISODE_RETURN_MEAN_POSTERIOR
     from rllib_maml.rl2 import RL2Config, episode_return_key
 
-    if isinstance(config, RL2Config):
+    if isinstance(config, PEARLConfig):
+        keys = [EPISODE_RETURN_MEAN_POSTERIOR]
+    elif isinstance(config, RL2Config):
         keys = [episode_return_key(n) for n in range(1, config.episodes_per_trial + 1)]
     else:
         steps = range(1, config.inner_adaptation_steps + 1)
@@ -333,11 +337,12 @@ def cmd_evaluate(args) -> int:
     import ray
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    from rllib_maml import MAML
+    from rllib_maml import MAML, PEARL
     from rllib_maml.baselines import module_state_from_checkpoint
     from rllib_maml.evaluation import (
         BASELINES,
         evaluate_on_env,
+        evaluate_pearl,
         evaluate_rl2,
         evaluate_with_baselines,
     )
@@ -359,6 +364,7 @@ def cmd_evaluate(args) -> int:
         ("--pretrained-checkpoint", args.pretrained_checkpoint),
         ("--oracle-checkpoint", args.oracle_checkpoint),
         ("--rl2-checkpoint", args.rl2_checkpoint),
+        ("--pearl-checkpoint", args.pearl_checkpoint),
     ):
         if path and not os.path.isdir(path):
             raise CLIError(f"{flag} {path!r}: no such checkpoint directory.")
@@ -396,7 +402,35 @@ def cmd_evaluate(args) -> int:
         return _write_evaluation(report, args.output)
     # Any algorithm's checkpoint loads; the checks below name a wrong one.
     algo = Algorithm.from_checkpoint(os.path.abspath(args.checkpoint))
+    pearl = None
     try:
+        if isinstance(algo, PEARL):  # PEARL alone, as RL² alone above
+            extra = [
+                flag
+                for flag, value in (
+                    ("--env", args.env),
+                    ("--video", args.video),
+                    ("--baselines", given),
+                    ("--rl2-checkpoint", args.rl2_checkpoint),
+                    ("--pearl-checkpoint", args.pearl_checkpoint),
+                )
+                if value
+            ]
+            if extra:
+                raise CLIError(
+                    f"{extra[0]}: {args.checkpoint!r} is a PEARL checkpoint, evaluated "
+                    "alone on its env. Pass a MAML checkpoint as --checkpoint and "
+                    "this one as --pearl-checkpoint to evaluate them side by side."
+                )
+            report = evaluate_pearl(
+                algo,
+                num_tasks=args.tasks,
+                num_episodes=args.steps + 1,
+                seed=args.seed,
+                checkpoint=os.path.abspath(args.checkpoint),
+                log=lambda line: print(line, flush=True),
+            )
+            return _write_evaluation(report, args.output)
         if not isinstance(algo, MAML):
             raise CLIError(
                 f"--checkpoint {args.checkpoint!r} is a {type(algo).__name__} "
@@ -417,6 +451,13 @@ def cmd_evaluate(args) -> int:
                 rl2 = RL2Policy.from_checkpoint(os.path.abspath(args.rl2_checkpoint))
             except ValueError as e:
                 raise CLIError(f"--rl2-checkpoint: {e}") from e
+        if args.pearl_checkpoint:
+            pearl = Algorithm.from_checkpoint(os.path.abspath(args.pearl_checkpoint))
+            if not isinstance(pearl, PEARL):
+                raise CLIError(
+                    f"--pearl-checkpoint {args.pearl_checkpoint!r} is a "
+                    f"{type(pearl).__name__} checkpoint, not PEARL's."
+                )
         report = evaluate_with_baselines(
             algo,
             num_tasks=args.tasks,
@@ -439,11 +480,14 @@ def cmd_evaluate(args) -> int:
             baseline_iterations=args.baseline_iters,
             checkpoint=os.path.abspath(args.checkpoint),
             rl2=rl2,
+            pearl=pearl,
             video_dir=args.video,
             log=lambda line: print(line, flush=True),
         )
     finally:
         algo.stop()
+        if pearl is not None:
+            pearl.stop()
     return _write_evaluation(report, args.output)
 
 
@@ -498,7 +542,8 @@ def make_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="meta-train MAML or RL² (one run, or a Tune sweep)",
-        description="Meta-trains MAML (or RL² with --algo rl2) with a progress "
+        description="Meta-trains MAML (or RL² with --algo rl2, PEARL with --algo "
+        "pearl) with a progress "
         "line per iteration; "
         "checkpoints and progress.csv go to --checkpoint-dir. With --grid or "
         "--num-samples > 1 it runs a Tune sweep instead.",
@@ -506,8 +551,9 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--algo",
         choices=sorted(ALGOS),
-        help="maml (default) or rl2 (RL², recurrent PPO over trials); default: "
-        "the --config file's `algo`, else maml",
+        help="maml (default), rl2 (RL², recurrent PPO over trials) or pearl "
+        "(PEARL, SAC with a task encoder); default: the --config file's `algo`, "
+        "else maml",
     )
     train.add_argument("--env", help=f"registered meta env (default: {DEFAULT_ENV})")
     train.add_argument("--config", help="YAML file with env, stop and config sections")
@@ -550,7 +596,8 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--checkpoint",
         required=True,
-        help="MAML checkpoint dir (or an RL² one, evaluated alone)",
+        help="MAML checkpoint dir (or an RL² or PEARL one, evaluated alone; "
+        "PEARL: --steps + 1 episodes per task with a growing context)",
     )
     evaluate.add_argument(
         "--baselines",
@@ -582,6 +629,11 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--rl2-checkpoint",
         help="also evaluate this RL² checkpoint (same env) on the same tasks",
+    )
+    evaluate.add_argument(
+        "--pearl-checkpoint",
+        help="a PEARL checkpoint on the same env, evaluated next to MAML: --steps "
+        "+ 1 episodes per held-out task with a growing context",
     )
     evaluate.add_argument(
         "--video",

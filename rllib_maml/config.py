@@ -550,6 +550,18 @@ def require_new_api_stack(config: AlgorithmConfig, name: str) -> None:
         )
 
 
+def require_env_runner_cls(config: AlgorithmConfig, cls: type, does: str) -> None:
+    """`config._value_error` unless `config.env_runner_cls` is `cls` or a
+    subclass (`does`: what that runner does for the algorithm)."""
+    given = config.env_runner_cls
+    if not (isinstance(given, type) and issubclass(given, cls)):
+        config._value_error(
+            f"`env_runner_cls` must be `{cls.__name__}` or a subclass of it, got "
+            f"{given!r}; it {does}. Subclass `{cls.__module__}.{cls.__name__}` or "
+            "remove the setting."
+        )
+
+
 def is_int_at_least(value: Any, minimum: int) -> bool:
     return (
         isinstance(value, (int, np.integer))

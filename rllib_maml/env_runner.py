@@ -224,7 +224,6 @@ class MAMLEnvRunner(SingleAgentEnvRunner):
     ) -> dict[int, list[SingleAgentEpisode]]:
         vector_env = self.env.unwrapped
         num_envs = vector_env.num_envs
-        tasks = [job.task for job in jobs]
         # Slots in the order they start: (job position, episode number).
         queue = [(j, e) for j in range(len(jobs)) for e in range(num_episodes)][::-1]
         env_slot: list[tuple[int, int] | None] = [None] * num_envs
@@ -236,26 +235,18 @@ class MAMLEnvRunner(SingleAgentEnvRunner):
             """Gives each sub-env in `envs` the next slot and resets it."""
             for i in envs:
                 env_slot[i] = queue.pop() if queue else None
-            starting = [i for i in envs if env_slot[i] is not None]
-            if not starting:
-                return obs, infos
-            _set_tasks(vector_env, env_slot, tasks, only=starting)
-            seeds: list[int | None] = [None] * num_envs
-            if entropy is not None:
-                for i in starting:
-                    j, episode = env_slot[i]
-                    seeds[i] = slot_seed(entropy, jobs[j].task_index, episode)
-            mask = np.zeros(num_envs, dtype=bool)
-            mask[starting] = True
-            # The first reset is of all sub-envs (unused ones too: a vector env
-            # needs every sub-env's observation), later ones of `starting`.
-            options = None if first_reset else {"reset_mask": mask}
-            reset_obs, reset_infos = self.env.reset(seed=seeds, options=options)
-            for i in starting:
-                obs[i] = reset_obs[i]
-                infos[i] = reset_infos[i]
-                start[i] = recorder.num_steps
-            return obs, infos
+            return reset_slots(
+                self,
+                env_slot,
+                jobs,
+                envs,
+                entropy,
+                obs,
+                infos,
+                start,
+                recorder,
+                first_reset,
+            )
 
         obs = np.zeros((num_envs, *vector_env.single_observation_space.shape))
         obs = obs.astype(vector_env.single_observation_space.dtype)
@@ -404,8 +395,9 @@ class _Recorder:
     """Steps the runner's vector env with per-sub-env parameters and keeps every
     step's arrays, from which `episode` cuts one sub-env's episode."""
 
-    def __init__(self, env_runner: MAMLEnvRunner):
+    def __init__(self, env_runner: SingleAgentEnvRunner, explore: bool = True):
         self.env_runner = env_runner
+        self.explore = explore
         self.dist_cls = env_runner.module.get_exploration_action_dist_cls()
         self.device = compat.device(env_runner) or "cpu"
         self.columns: dict[str, list] = {
@@ -439,8 +431,12 @@ class _Recorder:
                 torch.as_tensor(obs, dtype=torch.float32, device=self.device)
             )
             dist = self.dist_cls.from_logits(inputs)
-            actions = dist.sample()
-            logp = dist.logp(actions)
+            if self.explore:
+                actions = dist.sample()
+                logp = dist.logp(actions)
+            else:  # the distribution's mode (RLlib's `to_deterministic`)
+                actions = dist.to_deterministic().sample()
+                logp = torch.zeros(actions.shape[0], device=actions.device)
         actions = actions.cpu().numpy()
         config = self.env_runner.config
         space = self.env_runner.env.single_action_space
@@ -488,6 +484,45 @@ class _Recorder:
             t_started=0,
         )
         return episode.to_numpy() if self.env_runner.episodes_to_numpy else episode
+
+
+def reset_slots(
+    env_runner,
+    env_slot: list,
+    jobs: list,
+    envs: list[int],
+    entropy: int | None,
+    obs,
+    infos,
+    start,
+    recorder: _Recorder,
+    first_reset: bool,
+):
+    """Resets the sub-envs in `envs` that have a slot `(job position, episode)`
+    with their job's task and the slot's seed; their observations and infos go
+    into `obs` and `infos`, and `start` records the step they start at."""
+    vector_env = env_runner.env.unwrapped
+    num_envs = vector_env.num_envs
+    starting = [i for i in envs if env_slot[i] is not None]
+    if not starting:
+        return obs, infos
+    _set_tasks(vector_env, env_slot, [job.task for job in jobs], only=starting)
+    seeds: list[int | None] = [None] * num_envs
+    if entropy is not None:
+        for i in starting:
+            j, episode = env_slot[i]
+            seeds[i] = slot_seed(entropy, jobs[j].task_index, episode)
+    mask = np.zeros(num_envs, dtype=bool)
+    mask[starting] = True
+    # The first reset is of all sub-envs (unused ones too: a vector env needs
+    # every sub-env's observation), later ones of `starting`.
+    options = None if first_reset else {"reset_mask": mask}
+    reset_obs, reset_infos = env_runner.env.reset(seed=seeds, options=options)
+    for i in starting:
+        obs[i] = reset_obs[i]
+        infos[i] = reset_infos[i]
+        start[i] = recorder.num_steps
+    return obs, infos
 
 
 def _plain(info: dict) -> dict:

@@ -13,6 +13,10 @@ Methods:
   meta-learning (multi-task PPO, see `rllib_maml.baselines`).
 - `oracle`: a policy trained on the oracle env (the task in the observation),
   evaluated on the oracle env: the upper bound.
+- `pearl`: a PEARL algorithm (`rllib_maml.pearl`), the paper's protocol: N
+  episodes per held-out task one after the other with the policy's mode, the
+  first with z from the prior, each later one with z inferred from all earlier
+  episodes of the task (episode n: n - 1 episodes of experience).
 - `rl2`: an RL² policy (`rllib_maml.rl2`), one trial per held-out task; its
   returns are those of the trial's episodes 1..N, not of inner steps.
 
@@ -43,7 +47,9 @@ from rllib_maml.sampling import derive_seed
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-METHODS = ("maml", "random", "pretrained", "oracle", "rl2")
+METHODS = ("maml", "random", "pretrained", "oracle", "rl2", "pearl")
+# Methods measured by episodes of experience, not after inner steps.
+BY_EXPERIENCE = ("rl2", "pearl")
 BASELINES = ("random", "pretrained", "oracle")
 # Held-out tasks come from a task RNG seeded apart from training's (which is
 # seeded with `config.seed`), so for continuous task distributions they are
@@ -213,6 +219,7 @@ def evaluate_with_baselines(
     baseline_iterations: int = 50,
     checkpoint: str | None = None,
     rl2=None,
+    pearl=None,
     video_dir: str | None = None,
     log: Callable[[str], None] = logger.info,
 ) -> dict[str, Any]:
@@ -238,6 +245,8 @@ def evaluate_with_baselines(
         checkpoint: recorded in the report.
         rl2: an RL² algorithm or `rllib_maml.rl2.RL2Policy` on the same env:
             one trial per held-out task (method `rl2`).
+        pearl: a PEARL algorithm on the same env: `num_steps + 1` episodes per
+            held-out task with a growing context (method `pearl`).
         video_dir: if given, writes `<method>.mp4` there for MAML and the
             random and pretrained baselines: one episode on the first held-out
             task after 0..`num_steps` inner steps (`rllib_maml.video`; MuJoCo
@@ -250,6 +259,11 @@ def evaluate_with_baselines(
     if unknown:
         raise ValueError(f"Unknown baseline(s) {unknown}; choose from {BASELINES}.")
     config = algo.config
+    if pearl is not None and str(pearl.config.env) != str(config.env):
+        raise ValueError(
+            f"The PEARL algorithm's env {pearl.config.env!r} is not MAML's "
+            f"{config.env!r}; evaluate it on its own (`evaluate_pearl`)."
+        )
     if rl2 is not None and str(rl2.config.env) != str(config.env):
         raise ValueError(
             f"The RL² policy's env {rl2.config.env!r} is not MAML's "
@@ -326,6 +340,8 @@ def evaluate_with_baselines(
             oracle_algo.stop()
     if rl2 is not None:
         methods["rl2"] = _rl2_entry(rl2, tasks, seed, log)
+    if pearl is not None:
+        methods["pearl"] = _pearl_entry(pearl, tasks, seed, num_steps + 1, log)
     videos = None
     if video_dir is not None:
         videos = video.record_adaptation_videos(  # the first task's params
@@ -399,6 +415,59 @@ def _rl2_entry(rl2, tasks: list, seed: int, log: Callable[[str], None]) -> dict:
     )
 
 
+def _pearl_entry(pearl, tasks: list, seed: int, num_episodes: int, log) -> dict:
+    log(
+        f"Evaluating pearl on {len(tasks)} held-out tasks, {num_episodes} episodes "
+        "each, the context growing online"
+    )
+    success = np.full((len(tasks), num_episodes), np.nan)
+    returns = pearl.context_returns(
+        tasks,
+        num_episodes=num_episodes,
+        seed=derive_seed(seed, HELDOUT_SEED_OFFSET),
+        success_out=success,
+    )
+    return summarize(
+        returns,
+        str(pearl.config.env),
+        f"PEARL, {num_episodes} episodes with a growing context",
+        list(range(num_episodes)),
+        success=success,
+    )
+
+
+def evaluate_pearl(
+    pearl,
+    *,
+    num_tasks: int = 20,
+    num_episodes: int = 3,
+    seed: int = 0,
+    checkpoint: str | None = None,
+    log: Callable[[str], None] = logger.info,
+) -> dict[str, Any]:
+    """Evaluates PEARL alone on the held-out tasks MAML's evaluation would use
+    (same env and seed: the same tasks); a report with the method `pearl`
+    (episode n's return after n - 1 episodes in the context)."""
+    tasks = heldout_tasks(pearl, num_tasks, seed)
+    entry = _pearl_entry(pearl, tasks, seed, num_episodes, log)
+    return _report_of_one(pearl, "pearl", entry, tasks, seed, checkpoint)
+
+
+def _report_of_one(algo, method, entry, tasks, seed, checkpoint) -> dict[str, Any]:
+    """The report of one method measured by episodes of experience."""
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "env": str(algo.config.env),
+        "checkpoint": checkpoint,
+        "num_tasks": len(tasks),
+        "seed": seed,
+        "tasks": [to_jsonable(task) for task in tasks],
+        "methods": {method: entry},
+    }
+    check_report(report)
+    return report
+
+
 def evaluate_rl2(
     rl2,
     *,
@@ -415,17 +484,8 @@ def evaluate_rl2(
         rl2: an RL² algorithm or `rllib_maml.rl2.RL2Policy`.
     """
     tasks = heldout_tasks(rl2, num_tasks, seed)
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "env": str(rl2.config.env),
-        "checkpoint": checkpoint,
-        "num_tasks": num_tasks,
-        "seed": seed,
-        "tasks": [to_jsonable(task) for task in tasks],
-        "methods": {"rl2": _rl2_entry(rl2, tasks, seed, log)},
-    }
-    check_report(report)
-    return report
+    entry = _rl2_entry(rl2, tasks, seed, log)
+    return _report_of_one(rl2, "rl2", entry, tasks, seed, checkpoint)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -452,7 +512,7 @@ def check_report(report: dict[str, Any]) -> None:
                 raise ValueError(f"{where}: {key!r} is {type(obj[key]).__name__}.")
 
     check(report, REPORT_SCHEMA, "report")
-    if set(report["methods"]) - {"rl2"}:
+    if set(report["methods"]) - set(BY_EXPERIENCE):
         check(report, ADAPTATION_REPORT_KEYS, "report")
     check(
         report, {k: v for k, v in OPTIONAL_REPORT_KEYS.items() if k in report}, "report"
@@ -465,10 +525,10 @@ def check_report(report: dict[str, Any]) -> None:
         check(
             entry, {k: v for k, v in OPTIONAL_METHOD_KEYS.items() if k in entry}, where
         )
-        if name == "rl2" and "experience_episodes" not in entry:
+        if name in BY_EXPERIENCE and "experience_episodes" not in entry:
             raise ValueError(f"{where}: missing key 'experience_episodes'.")
         width = len(experience_episodes(report, name))
-        if name != "rl2" and width != report["adaptation_steps"] + 1:
+        if name not in BY_EXPERIENCE and width != report["adaptation_steps"] + 1:
             raise ValueError(
                 f"{where}['experience_episodes'] needs "
                 f"{report['adaptation_steps'] + 1} values."
@@ -502,7 +562,7 @@ def experience_episodes(report: dict[str, Any], method: str) -> list[int]:
 def markdown_table(report: dict[str, Any]) -> str:
     """Mean return (± standard error) after each number of inner steps; with
     RL², every method by episodes of experience on the task."""
-    if not set(report["methods"]) - {"rl2"}:  # RL² alone
+    if not set(report["methods"]) - set(BY_EXPERIENCE):  # RL² or PEARL alone
         return (
             "\n".join(
                 [
@@ -530,7 +590,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         "|---|" + "---:|" * len(steps),
     ]
     for name, entry in report["methods"].items():
-        if name == "rl2":
+        if name in BY_EXPERIENCE:
             continue
         cells = [
             f"{m:.2f} ± {s:.2f}"
@@ -552,7 +612,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         ]
         for name, rate in rates.items():
             lines.append(f"| {name} | " + " | ".join(f"{r:.2f}" for r in rate) + " |")
-    if "rl2" in report["methods"]:
+    if set(BY_EXPERIENCE) & set(report["methods"]):
         lines += ["", *_experience_table(report)]
     return "\n".join(lines) + "\n"
 
@@ -565,7 +625,7 @@ def _experience_table(report: dict[str, Any]) -> list[str]:
     lines = [
         "By episodes of experience on the task before the evaluated episodes "
         "(MAML: inner steps x episodes per task; RL²: earlier episodes of the "
-        "trial):",
+        "trial; PEARL: earlier episodes in the context):",
         "",
         "| method | " + " | ".join(str(e) for e in points) + " |",
         "|---|" + "---:|" * len(points),

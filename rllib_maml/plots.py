@@ -38,7 +38,7 @@ def plot_adaptation(report: dict[str, Any], path: str) -> str:
     fig, axes = plt.subplots(1, 2 if success else 1, figsize=(11 if success else 6, 4))
     axes = list(axes) if success else [axes]
     ax = axes[0]
-    by_experience = "rl2" in report["methods"]
+    by_experience = bool({"rl2", "pearl"} & set(report["methods"]))
 
     def x_of(name):
         if by_experience:

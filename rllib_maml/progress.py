@@ -1,4 +1,4 @@
-"""Readable progress lines from MAML and RL² result dicts."""
+"""Readable progress lines from MAML, RL² and PEARL result dicts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_maml.maml import ADAPTATION_DELTA, episode_return_mean_adapt_key
+from rllib_maml.pearl.pearl import EPISODE_RETURN_MEAN_POSTERIOR
 from rllib_maml.rl2 import episode_return_key
 
 HEADER = (
@@ -29,8 +30,11 @@ def pre_adaptation_return(result: dict[str, Any]) -> float:
 
 def post_adaptation_return(result: dict[str, Any]) -> float:
     """MAML: mean return after the last inner step (the highest `_adapt_<k>`
-    key). RL²: a trial's last episode (the highest `_episode_<n>` key)."""
+    key). RL²: a trial's last episode (the highest `_episode_<n>` key). PEARL:
+    the episodes with z from the posterior."""
     runners = result[ENV_RUNNER_RESULTS]
+    if EPISODE_RETURN_MEAN_POSTERIOR in runners:
+        return runners[EPISODE_RETURN_MEAN_POSTERIOR]
     for key in (episode_return_mean_adapt_key, episode_return_key):
         if key(1) in runners:
             n = 1

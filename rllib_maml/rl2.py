@@ -54,7 +54,11 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
 from ray.util import log_once
 
-from rllib_maml.config import is_int_at_least, require_new_api_stack
+from rllib_maml.config import (
+    is_int_at_least,
+    require_env_runner_cls,
+    require_new_api_stack,
+)
 from rllib_maml.envs.base import check_meta_env, sample_tasks_checked
 
 logger = logging.getLogger(__name__)
@@ -508,15 +512,7 @@ class RL2Config(PPOConfig):
                     "the step PPO appends to bootstrap values). Set "
                     f"`config.training(minibatch_size={seq})` or larger."
                 )
-        if not (
-            isinstance(self.env_runner_cls, type)
-            and issubclass(self.env_runner_cls, RL2EnvRunner)
-        ):
-            self._value_error(
-                f"`env_runner_cls` must be `RL2EnvRunner` or a subclass of it, got "
-                f"{self.env_runner_cls!r}; it runs the trials. Subclass "
-                "`rllib_maml.rl2.RL2EnvRunner` or remove the setting."
-            )
+        require_env_runner_cls(self, RL2EnvRunner, "runs the trials")
 
 
 @dataclasses.dataclass

@@ -98,53 +98,73 @@ def sample_step(
         entropy=entropy,
         meta_policy_state=meta_policy_state,
     )
+    return sample_jobs(env_runner_group, jobs, run, max_attempts=max_attempts)
+
+
+def sample_jobs(
+    env_runner_group: EnvRunnerGroup,
+    jobs: list,
+    run,
+    *,
+    what: str = "MAML tasks",
+    max_attempts: int = 3,
+) -> tuple[dict[int, list], list[dict]]:
+    """Runs `run(env_runner, jobs=share)` on the env runners, the jobs (each
+    with a distinct `task_index`) spread round-robin; `run` returns a
+    `TaskSamples`. Failed runners are handled as `sample_step` says; `what`
+    names the jobs in messages."""
     episodes_by_task: dict[int, list] = {}
     all_metrics: list[dict] = []
-    pending = list(range(len(tasks)))
+    by_index = {job.task_index: job for job in jobs}
+    pending = list(by_index)
     for attempt in range(max_attempts):
         if env_runner_group.num_remote_env_runners() == 0:
             local = env_runner_group.local_env_runner
             if local is None or local.env is None:
-                raise RuntimeError("No env runner with an env to sample MAML tasks.")
+                raise RuntimeError(f"No env runner with an env to sample {what}.")
             try:
-                results = [run(local, [jobs[i] for i in pending])]
+                results = [run(local, jobs=[by_index[i] for i in pending])]
             except Exception as e:
                 raise RuntimeError(
-                    f"The local env runner failed while sampling MAML tasks "
+                    f"The local env runner failed while sampling {what} "
                     f"{pending}: {type(e).__name__}: {e}"
                 ) from e
         elif not env_runner_group.healthy_env_runner_ids() and attempt > 0:
             raise RuntimeError(
-                f"Every env runner failed while sampling MAML tasks {pending} in "
+                f"Every env runner failed while sampling {what} {pending} in "
                 "this iteration (see the errors above for the causes)."
             )
         else:
-            results = _sample_remote(env_runner_group, run, [jobs[i] for i in pending])
+            results = _sample_remote(
+                env_runner_group, run, [by_index[i] for i in pending], what
+            )
         for samples in results:
             episodes_by_task.update(samples.episodes_by_task)
             all_metrics.append(samples.metrics)
-        pending = [i for i in range(len(tasks)) if i not in episodes_by_task]
+        pending = [i for i in by_index if i not in episodes_by_task]
         if not pending:
             return episodes_by_task, all_metrics
         logger.warning(
-            "MAML tasks %s have no data after attempt %d/%d (their env runner "
+            "%s %s have no data after attempt %d/%d (their env runner "
             "failed; see the error above); sampling them again on the healthy "
             "runners.",
+            what[0].upper() + what[1:],
             pending,
             attempt + 1,
             max_attempts,
         )
     raise RuntimeError(
-        f"MAML tasks {pending} could not be sampled in {max_attempts} attempts: "
-        "their env runners failed each time. See the errors above for the causes."
+        f"{what[0].upper() + what[1:]} {pending} could not be sampled in "
+        f"{max_attempts} attempts: their env runners failed each time. See the "
+        "errors above for the causes."
     )
 
 
-def _sample_remote(group: EnvRunnerGroup, run, jobs: list[TaskJob]):
+def _sample_remote(group: EnvRunnerGroup, run, jobs: list, what: str):
     runner_ids = group.healthy_env_runner_ids()
     if not runner_ids:
         raise RuntimeError(
-            "No healthy env runner is left to sample MAML tasks on. Enable "
+            f"No healthy env runner is left to sample {what} on. Enable "
             "`config.fault_tolerance(restart_failed_env_runners=True)` to "
             "restart failed runners."
         )
@@ -173,7 +193,7 @@ def _sample_remote(group: EnvRunnerGroup, run, jobs: list[TaskJob]):
             why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"
         tasks = failed_tasks or sorted(by_index)
         raise RuntimeError(
-            f"Env runner(s) {failed} failed while sampling MAML tasks {tasks} "
+            f"Env runner(s) {failed} failed while sampling {what} {tasks} "
             f"({[by_index[i].task for i in tasks][:3]!r}): {why}. Set "
             "`config.fault_tolerance(restart_failed_env_runners=True)` to sample "
             "such tasks again on the other runners (RLlib restarts the failed one)."

@@ -17,12 +17,15 @@ TUNED = sorted(
         os.path.join(os.path.dirname(__file__), "..", "examples", "tuned", "*.yaml")
     )
 )
-TUNED_RL2 = sorted(
-    glob.glob(
-        os.path.join(
-            os.path.dirname(__file__), "..", "examples", "tuned", "rl2", "*.yaml"
+TUNED_RL2, TUNED_PEARL = (
+    sorted(
+        glob.glob(
+            os.path.join(
+                os.path.dirname(__file__), "..", "examples", "tuned", name, "*.yaml"
+            )
         )
     )
+    for name in ("rl2", "pearl")
 )
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -90,7 +93,7 @@ def test_grid_values_and_yaml_sections(tmp_path):
         cli.build_config(args)
 
 
-@pytest.mark.parametrize("path", TUNED + TUNED_RL2, ids=os.path.basename)
+@pytest.mark.parametrize("path", TUNED + TUNED_RL2 + TUNED_PEARL, ids=os.path.basename)
 def test_tuned_examples_build_valid_configs(path):
     args = cli.make_parser().parse_args(["train", "--config", path])
     config, stop, grid = cli.build_config(args)
@@ -163,12 +166,43 @@ def test_train_evaluate_plot(tmp_path):
         header
     )
 
+    pearl_dir = tmp_path / "pearl"
+    out = run_cli(
+        "train",
+        "--algo",
+        "pearl",
+        "--env",
+        "rllib_maml/Navigation2D-v0",
+        "--stop-iters",
+        "1",
+        "--set",
+        "environment.env_config={horizon: 20}",
+        "--set",
+        "training.num_train_tasks=4",
+        "--set",
+        "training.meta_batch_size=2",
+        "--set",
+        "training.num_initial_steps=40",
+        "--set",
+        "training.num_train_steps_per_iteration=2",
+        "--set",
+        "training.train_batch_size_per_learner=16",
+        "--checkpoint-dir",
+        str(pearl_dir),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Training PEARL on" in out.stdout
+    header = (pearl_dir / "progress.csv").read_text().splitlines()[0].split(",")
+    assert "env_runners/episode_return_mean_posterior" in header
+
     out = run_cli(
         "evaluate",
         "--checkpoint",
         str(run_dir / "checkpoint"),
         "--rl2-checkpoint",
         str(rl2_dir / "checkpoint"),
+        "--pearl-checkpoint",
+        str(pearl_dir / "checkpoint"),
         "--tasks",
         "2",
         "--steps",
@@ -183,9 +217,10 @@ def test_train_evaluate_plot(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     with open(eval_dir / "evaluation.json", encoding="utf-8") as f:
         report = json.load(f)
-    assert set(report["methods"]) == {"maml", "random", "pretrained", "oracle", "rl2"}
+    methods = {"maml", "random", "pretrained", "oracle", "rl2", "pearl"}
+    assert set(report["methods"]) == methods
     for name, entry in report["methods"].items():
-        expected = [0, 1] if name == "rl2" else [0, 2, 4]
+        expected = {"rl2": [0, 1], "pearl": [0, 1, 2]}.get(name, [0, 2, 4])
         assert entry["experience_episodes"] == expected
         assert len(entry["return_mean"]) == len(expected)
     assert "| rl2 |" in (eval_dir / "evaluation.md").read_text()
@@ -216,6 +251,27 @@ def test_train_evaluate_plot(tmp_path):
         "evaluate", "--checkpoint", str(rl2_dir / "checkpoint"), "--baselines", "random"
     )
     assert out.returncode == 2 and "is an RL² checkpoint" in out.stderr
+
+    # A PEARL checkpoint alone: the same tasks and episodes as beside MAML.
+    pearl_eval = tmp_path / "pearl_eval"
+    out = run_cli(
+        "evaluate",
+        "--checkpoint",
+        str(pearl_dir / "checkpoint"),
+        "--tasks",
+        "2",
+        "--steps",
+        "2",
+        "--output",
+        str(pearl_eval),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    alone = json.loads((pearl_eval / "evaluation.json").read_text())
+    assert set(alone["methods"]) == {"pearl"} and alone["tasks"] == report["tasks"]
+    np.testing.assert_allclose(
+        alone["methods"]["pearl"]["task_returns"],
+        report["methods"]["pearl"]["task_returns"],
+    )
 
     os.remove(eval_dir / "adaptation.png")  # `plot` writes it again
     for target, png in ((run_dir, "training_curve.png"), (eval_dir, "adaptation.png")):

@@ -8,6 +8,9 @@ the requested baselines (evaluated once, with the first seed's algorithm). Write
 An RL² config (`algo: rl2`, examples/tuned/rl2/) records episode 1 and episode N
 of its trials as pre and post, and is evaluated with one trial per held-out task
 (no baselines; `rllib-maml evaluate --rl2-checkpoint` puts it next to MAML's).
+A PEARL config (`algo: pearl`, examples/tuned/pearl/) records the episodes with z
+from the prior and from the posterior as pre and post, and is evaluated with 4
+episodes per held-out task, the context growing online (no baselines).
 
 How to run (Navigation2D at the MAML paper's setting, 3 seeds, about 30 minutes
 on 2 cores):
@@ -37,7 +40,7 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import write_results  # noqa: E402
 
-from rllib_maml import RL2, cli, evaluation  # noqa: E402
+from rllib_maml import PEARL, RL2, cli, evaluation  # noqa: E402
 from rllib_maml.maml import EPISODE_SUCCESS_RATE  # noqa: E402
 from rllib_maml.progress import (  # noqa: E402
     HEADER,
@@ -104,6 +107,10 @@ def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
         wall = time.perf_counter() - start
         if isinstance(algo, RL2):
             report = evaluation.evaluate_rl2(algo, num_tasks=20, seed=seed, log=print)
+        elif isinstance(algo, PEARL):
+            report = evaluation.evaluate_pearl(
+                algo, num_tasks=20, num_episodes=4, seed=seed, log=print
+            )
         else:
             report = evaluation.evaluate_with_baselines(
                 algo,
@@ -124,7 +131,9 @@ def plot(runs: list[dict], path: str, title: str) -> None:
     plot_runs({"": runs}, path, title)
 
 
-def plot_runs(named_runs: dict[str, list[dict]], path: str, title: str) -> None:
+def plot_runs(
+    named_runs: dict[str, list[dict]], path: str, title: str, log_steps: bool = False
+) -> None:
     """Pre- and post-adaptation curves (RL²: episode 1 and N), mean ± std over
     seeds, of one or more methods' runs (`{name: runs}`) on one axis."""
     from rllib_maml.plots import _pyplot
@@ -132,7 +141,8 @@ def plot_runs(named_runs: dict[str, list[dict]], path: str, title: str) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, runs in named_runs.items():
-        is_rl2 = "rl2" in runs[0]["evaluation"]["methods"]
+        methods = runs[0]["evaluation"]["methods"]
+        is_rl2 = "rl2" in methods
         for key, style in (("pre", "--"), ("post", "-")):
             n = min(len(r["curve"][key]) for r in runs)
             steps = np.asarray(runs[0]["curve"]["env_steps"][:n])
@@ -140,11 +150,15 @@ def plot_runs(named_runs: dict[str, list[dict]], path: str, title: str) -> None:
             mean, std = values.mean(0), values.std(0)
             if is_rl2:
                 label = "episode 1" if key == "pre" else "episode N"
+            elif "pearl" in methods:
+                label = "z from the prior" if key == "pre" else "z from the posterior"
             else:
                 label = "pre-adaptation" if key == "pre" else "post-adaptation"
             prefix = f"{name}: " if name else ""
             ax.plot(steps, mean, style, label=f"{prefix}{label} ({len(runs)} seeds)")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    if log_steps:
+        ax.set_xscale("log")
     ax.set_xlabel("env steps")
     ax.set_ylabel("average return")
     ax.set_title(title)
@@ -156,7 +170,8 @@ def plot_runs(named_runs: dict[str, list[dict]], path: str, title: str) -> None:
 
 def summarize(runs: list[dict], last: int) -> dict:
     """Means over seeds of the last `last` iterations, held-out and baselines."""
-    method = "rl2" if "rl2" in runs[0]["evaluation"]["methods"] else "maml"
+    methods = runs[0]["evaluation"]["methods"]
+    method = next((m for m in ("rl2", "pearl") if m in methods), "maml")
     return {
         "seeds": [r["seed"] for r in runs],
         "env_steps": float(np.mean([r["curve"]["env_steps"][-1] for r in runs])),
