@@ -361,6 +361,14 @@ def test_bad_settings_are_named(training, message):
         small_config(**training).validate()
 
 
+def test_one_train_call_is_one_iteration():
+    # RLlib's SAC repeats its training step within `train()` until 1 s and 100
+    # env steps have passed: PEARL's iterations would depend on the machine.
+    config = PEARLConfig()
+    assert not config.min_time_s_per_iteration
+    assert not config.min_sample_timesteps_per_iteration
+
+
 def test_more_than_one_learner_rejected():
     config = small_config().learners(num_learners=2)
     with pytest.raises(ValueError, match="PEARL updates on one learner"):

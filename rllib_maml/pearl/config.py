@@ -97,6 +97,10 @@ class PEARLConfig(SACConfig):
             }
         )
         self.num_steps_sampled_before_learning_starts = 0
+        # One `train()` is one PEARL iteration: RLlib's SAC repeats its
+        # training step until 1 s and 100 env steps have passed.
+        self.min_time_s_per_iteration = None
+        self.min_sample_timesteps_per_iteration = 0
         self.env_runner_cls = PEARLEnvRunner
 
     @override(SACConfig)
