@@ -214,6 +214,8 @@ def test_a_lost_learner_is_reported_not_skipped(two_learners):
 
     algo = two_learners
     ray.kill(algo.learner_group._workers[1])
+    # The survivor may die too, on the collective its peer left (seen once in
+    # CI: "2 of 2"); either way the error names the lost learners.
     for _ in range(2):  # the call that finds it dead, and the next
-        with pytest.raises(RuntimeError, match="1 of 2 MAML learners died"):
+        with pytest.raises(RuntimeError, match="[12] of 2 MAML learners died"):
             algo.train()
