@@ -407,14 +407,9 @@ class MAMLConfig(AlgorithmConfig):
                 )
         from rllib_maml.env_runner import MAMLEnvRunner
 
-        runner_cls = self.env_runner_cls
-        if not (isinstance(runner_cls, type) and issubclass(runner_cls, MAMLEnvRunner)):
-            self._value_error(
-                f"`env_runner_cls` must be `rllib_maml.env_runner.MAMLEnvRunner` or a "
-                f"subclass, got {runner_cls!r}. MAML samples several tasks per call "
-                "with its `sample_tasks`; subclass `MAMLEnvRunner` or remove "
-                "`env_runner_cls` from `config.env_runners(...)`."
-            )
+        require_env_runner_cls(
+            self, MAMLEnvRunner, "samples several tasks per call (`sample_tasks`)"
+        )
         if self.batch_mode != "complete_episodes":
             self._value_error(
                 f"`batch_mode` must be 'complete_episodes', got {self.batch_mode!r}. "
