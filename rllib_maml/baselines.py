@@ -18,6 +18,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.tune.registry import register_env
 
 from rllib_maml.envs import ENV_SPECS, NAMESPACE
+from rllib_maml.sampling import call_learners
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def module_from_checkpoint(path: str):
 
 
 def _learner_module_state(algo) -> dict:
-    results = algo.learner_group.foreach_learner(
-        lambda learner: learner.module[DEFAULT_MODULE_ID].get_state()
-    )
-    return next(iter(results)).get()
+    return call_learners(
+        algo.learner_group,
+        lambda learner: learner.module[DEFAULT_MODULE_ID].get_state(),
+        algo="PPO",
+    )[0]

@@ -58,7 +58,7 @@ from rllib_maml.envs.base import (
     find_non_finite,
     sample_tasks_checked,
 )
-from rllib_maml.sampling import derive_seed, sample_step
+from rllib_maml.sampling import call_learners, derive_seed, sample_step
 
 logger = logging.getLogger(__name__)
 
@@ -407,26 +407,13 @@ class MAML(Algorithm):
 
     def _call_learners(self, func) -> list:
         """Runs `func(learner)` on every learner; returns their results."""
-        results = list(self.learner_group.foreach_learner(func))
-        expected = len(self.learner_group) or 1
-        errors = [result.get() for result in results if not result.ok]
-        # A dead learner first: the others' errors may only be its consequence
-        # (a collective that lost its peer).
-        lost = (
-            expected
-            - len(results)
-            + sum(isinstance(e, ray.exceptions.RayActorError) for e in errors)
+        return call_learners(
+            self.learner_group,
+            func,
+            algo="MAML",
+            why=": a learner holds a share of every meta-batch, so training "
+            "cannot go on without it",
         )
-        if errors and not lost:
-            raise errors[0]
-        if lost:
-            raise RuntimeError(
-                f"{lost} of {expected} MAML learners died or did not answer: a "
-                "learner holds a share of every meta-batch, so training cannot go "
-                "on without it. Restore the last checkpoint "
-                "(`MAML.from_checkpoint(path)` or `algo.restore_from_path(path)`)."
-            )
-        return [result.get() for result in results]
 
     def _log_episode_returns(self, step: int, episodes_by_task: dict) -> None:
         returns = [ep.get_return() for eps in episodes_by_task.values() for ep in eps]

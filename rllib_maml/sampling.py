@@ -5,6 +5,9 @@ calls `MAMLEnvRunner.sample_tasks` on each, once: one round trip per
 adaptation step. A runner whose call raises is marked unhealthy by RLlib (and
 restored by it before the next iteration with `restart_failed_env_runners`);
 with fault tolerance its tasks are sampled again on the other runners.
+
+`call_learners` is the learners' side: a learner's error is raised, a lost
+learner named.
 """
 
 from __future__ import annotations
@@ -198,3 +201,30 @@ def _sample_remote(group: EnvRunnerGroup, run, jobs: list, what: str):
             "`config.fault_tolerance(restart_failed_env_runners=True)` to sample "
             "such tasks again on the other runners (RLlib restarts the failed one)."
         ) from e
+
+
+def call_learners(learner_group, func, *, algo: str, why: str = "") -> list:
+    """Runs `func(learner)` on every learner of `learner_group`; returns their
+    results. A learner's exception is raised (RLlib returns it as a value); a
+    learner that died or did not answer raises an error naming how many of
+    how many were lost (`algo` names the algorithm, `why` says why training
+    cannot go on without it) and how to restore."""
+    results = list(learner_group.foreach_learner(func))
+    expected = len(learner_group) or 1
+    errors = [result.get() for result in results if not result.ok]
+    # A dead learner first: the others' errors may only be its consequence
+    # (a collective that lost its peer).
+    lost = (
+        expected
+        - len(results)
+        + sum(isinstance(e, ray.exceptions.RayActorError) for e in errors)
+    )
+    if errors and not lost:
+        raise errors[0]
+    if lost:
+        raise RuntimeError(
+            f"{lost} of {expected} {algo} learners died or did not answer{why}. "
+            f"Restore the last checkpoint (`{algo}.from_checkpoint(path)` or "
+            "`algo.restore_from_path(path)`)."
+        )
+    return [result.get() for result in results]

@@ -5,15 +5,20 @@ with z, training, evaluation, checkpoints and bad input."""
 from __future__ import annotations
 
 import copy
+import math
+import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import ray
 import torch
+from helpers import CrashOnceNavigation
 from ray.rllib.algorithms.sac.sac_learner import QF_LOSS_KEY
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.learner import POLICY_LOSS_KEY
+from ray.tune.registry import register_env
 
 import rllib_maml  # noqa: F401 - registers the shipped envs
 from rllib_maml.pearl import PEARL, PEARLConfig
@@ -22,6 +27,9 @@ from rllib_maml.pearl.gaussians import kl_to_standard_normal, product_of_gaussia
 from rllib_maml.pearl.learner import ENCODER_LOSS_KEY
 
 ENV = "rllib_maml/Navigation2D-v0"
+
+# Remote env runners cannot import this test module: ship its classes by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 # ------------------------------------------------------------- the posterior
@@ -341,6 +349,106 @@ def test_train_evaluate_and_checkpoint(ray_session, tmp_path):
         restored.train()
     finally:
         restored.stop()
+
+
+@pytest.mark.integration
+def test_tune_grid_search_and_its_checkpoint(ray_session, tmp_path):
+    from ray import tune
+
+    config = small_config(kl_lambda=tune.grid_search([0.1, 1.0]))
+    config.environment(env_config={"horizon": 20})
+    tuner = tune.Tuner(
+        PEARL,
+        param_space=config,
+        run_config=tune.RunConfig(
+            stop={"training_iteration": 1},
+            storage_path=str(tmp_path),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True),
+            verbose=0,
+        ),
+    )
+    results = tuner.fit()
+    assert not results.errors
+    assert sorted(r.config["kl_lambda"] for r in results) == [0.1, 1.0]
+    for r in results:
+        assert r.metrics["training_iteration"] == 1
+        assert math.isfinite(r.metrics["adaptation_delta"])
+        assert r.checkpoint is not None
+    # The Tune checkpoint restores into a working algorithm, buffers included.
+    algo = PEARL.from_checkpoint(results[0].checkpoint.path)
+    try:
+        assert algo.initial_data_collected
+        assert all(len(b) >= 100 for b in algo.replay_buffers)
+        assert math.isfinite(algo.train()["adaptation_delta"])
+    finally:
+        algo.stop()
+
+
+@pytest.mark.integration
+def test_failed_env_runner_tasks_are_sampled_again(ray_session, tmp_path, caplog):
+    marker = tmp_path / "crash-marker"
+    marker.write_text("")
+    register_env("tests/PEARLCrashNav-v0", lambda c: CrashOnceNavigation(c))
+    config = (
+        small_config(num_initial_steps=40, num_steps_prior=40)
+        .environment(
+            "tests/PEARLCrashNav-v0", env_config={"horizon": 20, "marker": str(marker)}
+        )
+        .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
+        .fault_tolerance(
+            restart_failed_env_runners=True, delay_between_env_runner_restarts_s=0.0
+        )
+    )
+    algo = config.build_algo()
+    try:
+        with caplog.at_level("WARNING", logger="rllib_maml.sampling"):
+            result = algo.train()
+        assert not marker.exists()  # the failure really happened
+        assert any("again" in r.getMessage() for r in caplog.records)
+        # Nothing was lost: the crashed task's initial data was sampled again.
+        assert algo.train_tasks[0]["crash"]
+        assert len(algo.replay_buffers[0]) >= 40
+        assert all(len(b) >= 40 for b in algo.replay_buffers)
+        steps = result["env_runners"]["num_env_steps_sampled_lifetime"]
+        assert 6 * 40 + 2 * (40 + 100) <= steps
+        assert math.isfinite(result["adaptation_delta"])
+    finally:
+        algo.stop()
+
+
+class _FakeLearnerGroup:
+    """`foreach_learner` as RLlib's remote learner group answers: errors come
+    back as values."""
+
+    def __init__(self, results, size):
+        self.results, self.size = results, size
+
+    def foreach_learner(self, func):
+        return self.results
+
+    def __len__(self):
+        return self.size
+
+
+def test_a_learners_error_is_raised_and_a_lost_learner_named():
+    from ray.rllib.utils.actor_manager import ResultOrError
+
+    from rllib_maml.sampling import call_learners
+
+    ok = ResultOrError(result=1)
+    failed = ResultOrError(error=ZeroDivisionError("in the learner"))
+    group = _FakeLearnerGroup([failed], size=1)
+    with pytest.raises(ZeroDivisionError, match="in the learner"):
+        call_learners(group, None, algo="PEARL")
+    # PEARL's learner calls (a remote learner with `num_learners=1`) go through it.
+    algo = object.__new__(PEARL)
+    algo.learner_group = group
+    with pytest.raises(ZeroDivisionError, match="in the learner"):
+        algo._call_learner(lambda learner: learner.runner_state())
+    group = _FakeLearnerGroup([], size=1)
+    with pytest.raises(RuntimeError, match=r"1 of 1 PEARL learners died.*from_chec"):
+        call_learners(group, None, algo="PEARL")
+    assert call_learners(_FakeLearnerGroup([ok, ok], size=2), None, algo="x") == [1, 1]
 
 
 # ------------------------------------------------------------------ bad input

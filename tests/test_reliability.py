@@ -1,7 +1,6 @@
 """Bad envs fail clearly, failed env runners are worked around, runs repeat exactly."""
 
 import math
-import os
 import sys
 import time
 
@@ -9,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import ray
+from helpers import CrashOnceNavigation
 from ray.tune.registry import register_env
 
 from rllib_maml import MAMLConfig, Navigation2DEnv
@@ -36,32 +36,6 @@ class DictObsNavigation(Navigation2DEnv):
     def __init__(self, config=None):
         super().__init__(config)
         self.observation_space = gym.spaces.Dict({"pos": self.observation_space})
-
-
-class CrashOnceNavigation(Navigation2DEnv):
-    """Raises in `step` for a task with `crash=True` while a marker file exists."""
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.marker = (config or {}).get("marker")
-        self.always = bool((config or {}).get("always", False))
-        self._crash = False
-
-    def set_task(self, task):
-        super().set_task(task)
-        self._crash = bool(task.get("crash"))
-
-    def sample_tasks(self, n):
-        tasks = super().sample_tasks(n)
-        tasks[0]["crash"] = True
-        return tasks
-
-    def step(self, action):
-        if self._crash and self.marker and os.path.exists(self.marker):
-            if not self.always:
-                os.remove(self.marker)
-            raise RuntimeError("simulated env failure")
-        return super().step(action)
 
 
 def config_for(env_name, creator, num_env_runners=0, **env_config):

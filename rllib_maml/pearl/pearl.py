@@ -56,7 +56,7 @@ from rllib_maml.maml import success_rate
 from rllib_maml.pearl.buffers import TaskBuffer, context_rows, episode_transitions
 from rllib_maml.pearl.config import PEARLConfig
 from rllib_maml.pearl.env_runner import PEARLEnvRunner, PEARLJob
-from rllib_maml.sampling import derive_seed, sample_jobs
+from rllib_maml.sampling import call_learners, derive_seed, sample_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -164,13 +164,7 @@ class PEARL(SAC):
 
     def _call_learner(self, func):
         """`func(learner)` on the (one) learner."""
-        results = list(self.learner_group.foreach_learner(func))
-        if not results:
-            raise RuntimeError(
-                "PEARL's learner did not answer (it died). Restore the last "
-                "checkpoint (`PEARL.from_checkpoint(path)`)."
-            )
-        return results[0].get()
+        return call_learners(self.learner_group, func, algo="PEARL")[0]
 
     def _collect(
         self,
