@@ -24,6 +24,8 @@ results so far (finished seeds) are written after every seed. Running the same
 command again skips finished seeds and resumes the unfinished one from its last
 checkpoint (the env-step count, iteration and metrics are restored; the task
 and episode randomness after the restart differs from an uninterrupted run).
+With a later stop (a larger `--stop-iters`) it continues finished seeds from
+their final checkpoint too.
 """
 
 from __future__ import annotations
@@ -53,15 +55,29 @@ from rllib_maml.progress import (  # noqa: E402
 def train_seed(args, seed: int, baselines: tuple[str, ...]) -> dict:
     state_dir = Path(args.output + "_state") / f"seed{seed}"
     done_file, curve_file = state_dir / "run.json", state_dir / "curve.json"
-    if done_file.exists():
-        print(f"seed {seed}: finished earlier, loading {done_file}", flush=True)
-        return json.loads(done_file.read_text())
     cli_args = cli.make_parser().parse_args(
         ["train", "--config", args.config, "--seed", str(seed)]
         + [x for s in args.set or [] for x in ("--set", s)]
         + (["--stop-iters", str(args.stop_iters)] if args.stop_iters else [])
     )
     config, stop, _ = cli.build_config(cli_args)
+    if done_file.exists():
+        done = json.loads(done_file.read_text())
+        steps = done["curve"]["env_steps"]
+        last = {
+            "training_iteration": len(steps),
+            "env_runners": {"num_env_steps_sampled_lifetime": steps[-1]},
+        }
+        if cli.stop_reached(last, stop) or not (state_dir / "checkpoint").exists():
+            print(f"seed {seed}: finished earlier, loading {done_file}", flush=True)
+            return done
+        # A later stop (e.g. a larger --stop-iters): go on from the checkpoint
+        # saved at the end of the finished run.
+        print(
+            f"seed {seed}: finished earlier at iteration {len(steps)}; "
+            "continuing to the new stop",
+            flush=True,
+        )
     algo = config.build_algo()
     curve = {
         "env_steps": [],
