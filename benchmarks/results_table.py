@@ -122,7 +122,9 @@ ROWS: list[dict] = [
         "result": "learning_halfcheetah_rand_vel_2m.json",
         "command": RUN.format(config="halfcheetah_rand_vel")
         + " --stop-iters 13 --seeds 0 --baselines ''",
-        "why": "no adaptation at 2M env steps; the tuned example's budget is 20M",
+        "why": "no adaptation at 2M env steps; the tuned example's budget is 20M. "
+        "PEARL adapts at 240k env steps (horizon 200): -190.6 → -48.4 after one "
+        "episode of context (the PEARL section)",
     },
     *[
         {
