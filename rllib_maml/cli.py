@@ -368,12 +368,13 @@ def cmd_evaluate(args) -> int:
     ):
         if path and not os.path.isdir(path):
             raise CLIError(f"{flag} {path!r}: no such checkpoint directory.")
-    ray.init(log_to_driver=False, **init_kwargs)
     try:  # an RL² checkpoint: RL² alone (baselines adapt with MAML's steps)
         rl2_alone = RL2Policy.from_checkpoint(os.path.abspath(args.checkpoint))
     except (ValueError, FileNotFoundError):
         rl2_alone = None
-    if rl2_alone is not None:
+    if rl2_alone is None:
+        ray.init(log_to_driver=False, **init_kwargs)
+    else:  # evaluated on a local env runner: no Ray to start
         if args.env:
             raise CLIError(
                 f"--env: {args.checkpoint!r} is an RL² checkpoint, evaluated on "
