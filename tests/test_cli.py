@@ -243,7 +243,7 @@ def test_train_evaluate_plot(tmp_path, capsys):
     # on a local env runner (in this process: no Ray is started).
     rl2_eval = tmp_path / "rl2_eval"
     argv = ["evaluate", "--checkpoint", str(rl2_dir / "checkpoint"), "--tasks", "2"]
-    assert cli.main([*argv, "--output", str(rl2_eval)]) == 0
+    assert main_in_process([*argv, "--output", str(rl2_eval)], capsys)[0] == 0
     assert not ray.is_initialized()
     alone = json.loads((rl2_eval / "evaluation.json").read_text())
     assert set(alone["methods"]) == {"rl2"} and "inner_lr" not in alone
@@ -252,8 +252,8 @@ def test_train_evaluate_plot(tmp_path, capsys):
         alone["methods"]["rl2"]["task_returns"],
         report["methods"]["rl2"]["task_returns"],
     )
-    assert cli.main([*argv, "--baselines", "random"]) == 2
-    assert "is an RL² checkpoint" in capsys.readouterr().err
+    code, _, stderr = main_in_process([*argv, "--baselines", "random"], capsys)
+    assert code == 2 and "is an RL² checkpoint" in stderr
 
     # A PEARL checkpoint alone: the same tasks and episodes as beside MAML.
     pearl_eval = tmp_path / "pearl_eval"
@@ -278,7 +278,7 @@ def test_train_evaluate_plot(tmp_path, capsys):
 
     os.remove(eval_dir / "adaptation.png")  # `plot` writes it again
     for target, png in ((run_dir, "training_curve.png"), (eval_dir, "adaptation.png")):
-        assert cli.main(["plot", str(target)]) == 0  # in this process: no Ray
+        assert main_in_process(["plot", str(target)], capsys)[0] == 0  # no Ray
         assert_png(target / png)
 
 
