@@ -123,8 +123,8 @@ ROWS: list[dict] = [
         "command": RUN.format(config="halfcheetah_rand_vel")
         + " --stop-iters 13 --seeds 0 --baselines ''",
         "why": "no adaptation at 2M env steps; the tuned example's budget is 20M. "
-        "PEARL adapts at 240k env steps (horizon 200, 2 seeds): -178.1 → -119.7 "
-        "after one episode of context → -75.2 after three (the PEARL section)",
+        "PEARL adapts at 240k env steps (horizon 200, 3 seeds): -167.4 → -104.3 "
+        "after one episode of context → -70.1 after three (the PEARL section)",
     },
     *[
         {
