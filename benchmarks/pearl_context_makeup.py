@@ -14,7 +14,11 @@ one posterior episode per context:
 - `two episodes, <c> of them`: that many of A and B (training's makeup);
 - `two episodes`: all of A and B;
 - `two exploring episodes, <c> of them`: the same with A's and B's z and the
-  actions sampled, as the encoder buffer's episodes are in training.
+  actions sampled, as the encoder buffer's episodes are in training;
+- `training's posterior phase`: three exploring posterior episodes, the
+  first from that context, each later one from it plus the earlier posterior
+  episodes (the runner's growing context in training's posterior steps);
+  episodes 1 and 3 are reported.
 
 `--task-set train` runs the same on the checkpoint's training tasks, which
 tells a task distribution the encoder did not learn from tasks it memorized.
@@ -49,6 +53,12 @@ from rllib_maml.pearl.buffers import context_rows  # noqa: E402
 from rllib_maml.pearl.gaussians import sample_z  # noqa: E402
 
 MODULE_PATH = "learner_group/learner/rl_module/default_policy"
+# The tuned example's 600 extra posterior steps: 3 episodes of 200.
+PHASE_EPISODES = 3
+TRAINING_PHASE = (
+    "training's posterior phase, episode 1",
+    f"training's posterior phase, episode {PHASE_EPISODES}",
+)
 
 
 def rollout(
@@ -95,13 +105,14 @@ def checkpoint_entry(checkpoint: str, args, env, tasks: list) -> dict:
     makeups = ("one episode", f"one episode, {c} of it")
     makeups += (f"two episodes, {c} of them", "two episodes")
     makeups += (f"two exploring episodes, {c} of them",)
-    names = ("prior episode", *makeups)
+    names = ("prior episode", *makeups, *TRAINING_PHASE)
     returns: dict[str, list[float]] = {name: [] for name in names}
     velocities: dict[str, list] = {name: [] for name in names}
     set_task = env.get_wrapper_attr("set_task")
     for k, task in enumerate(tasks):
         set_task(task)
         gen = torch.Generator().manual_seed(args.seed * 10_000 + k)
+        torch.manual_seed(args.seed * 10_000 + k)  # the sampled actions
         rng = np.random.default_rng(args.seed * 10_000 + k)
         prior = [torch.randn(latent, generator=gen) for _ in range(2)]
         a, return_a, velocity_a = rollout(
@@ -131,6 +142,22 @@ def checkpoint_entry(checkpoint: str, args, env, tasks: list) -> dict:
             _, ret, velocity = rollout(
                 env, module, z, seed=3 * k + 2, explore=args.explore
             )
+            returns[name].append(ret)
+            velocities[name].append(velocity)
+        # Training's posterior phase: exploring episodes, the first with z from
+        # the exploring prior episodes' context, each later one from that
+        # context grown by the earlier posterior episodes (as the runner's).
+        context, phase = contexts[-1], []
+        for i in range(PHASE_EPISODES):
+            with torch.no_grad():
+                mu, var = module.posterior(torch.as_tensor(context)[None])
+                z = sample_z(mu, var, generator=gen)[0]
+            rows, ret, velocity = rollout(env, module, z, seed=3 * k + i, explore=True)
+            phase.append((ret, velocity))
+            context = np.concatenate([context, rows])
+        for name, (ret, velocity) in zip(
+            TRAINING_PHASE, (phase[0], phase[-1]), strict=True
+        ):
             returns[name].append(ret)
             velocities[name].append(velocity)
     first = np.asarray(returns["one episode"])
