@@ -178,7 +178,7 @@ def plot_runs(
     ax.set_xlabel("env steps")
     ax.set_ylabel("average return")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
