@@ -27,11 +27,13 @@ Episodes run on one local env with the policy's mode, as the evaluation's do;
 no Ray is started. The env's actions must lie in [-1, 1] (the module's squashed
 range, as HalfCheetah's and Ant's do).
 
-How to run (2 CPU cores: about 1 minute per checkpoint):
+How to run (2 CPU cores: about 10 seconds per checkpoint):
     S=benchmarks/results/learning_pearl_halfcheetah_rand_vel_state
     python benchmarks/pearl_context_makeup.py \
         --checkpoints $S/seed0/checkpoint $S/seed1/checkpoint $S/seed2/checkpoint \
         --output benchmarks/results/pearl_context_makeup.json
+    (and with `--task-set train` -> pearl_context_makeup_train_tasks.json,
+    `--explore` -> pearl_context_makeup_explore.json)
 """
 
 from __future__ import annotations
