@@ -97,6 +97,13 @@ def rollout(
     )
 
 
+def posterior_z(module, context: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+    """A z drawn from q(z | context) (`context`: rows `[n, context_size]`)."""
+    with torch.no_grad():
+        mu, var = module.posterior(torch.as_tensor(context)[None])
+        return sample_z(mu, var, generator=gen)[0]
+
+
 def checkpoint_entry(checkpoint: str, args, env, tasks: list) -> dict:
     from ray.rllib.core.rl_module.rl_module import RLModule
 
@@ -138,9 +145,7 @@ def checkpoint_entry(checkpoint: str, args, env, tasks: list) -> dict:
         returns["prior episode"].append(return_a)
         velocities["prior episode"].append(velocity_a)
         for name, context in zip(makeups, contexts, strict=True):
-            with torch.no_grad():
-                mu, var = module.posterior(torch.as_tensor(context)[None])
-                z = sample_z(mu, var, generator=gen)[0]
+            z = posterior_z(module, context, gen)
             _, ret, velocity = rollout(
                 env, module, z, seed=3 * k + 2, explore=args.explore
             )
@@ -151,9 +156,7 @@ def checkpoint_entry(checkpoint: str, args, env, tasks: list) -> dict:
         # context grown by the earlier posterior episodes (as the runner's).
         context, phase = contexts[-1], []
         for i in range(PHASE_EPISODES):
-            with torch.no_grad():
-                mu, var = module.posterior(torch.as_tensor(context)[None])
-                z = sample_z(mu, var, generator=gen)[0]
+            z = posterior_z(module, context, gen)
             rows, ret, velocity = rollout(env, module, z, seed=3 * k + i, explore=True)
             phase.append((ret, velocity))
             context = np.concatenate([context, rows])
