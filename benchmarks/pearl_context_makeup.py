@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 
 import rllib_maml  # noqa: E402,F401
+from rllib_maml.envs.base import env_from_config  # noqa: E402
 from rllib_maml.evaluation import heldout_tasks  # noqa: E402
 from rllib_maml.pearl import PEARLConfig  # noqa: E402
 from rllib_maml.pearl.buffers import context_rows  # noqa: E402
@@ -223,7 +224,7 @@ def main() -> None:
     torch.set_num_threads(1)
     config = PEARLConfig().environment(args.env, env_config={"horizon": args.horizon})
     heldout = heldout_tasks(_Holder(config), args.tasks, args.seed)
-    env = _make_env(config)
+    env = env_from_config(config)
     results = {}
     for checkpoint in args.checkpoints:
         tasks = heldout
@@ -248,14 +249,6 @@ class _Holder:
 
     def __init__(self, config):
         self.config = config
-
-
-def _make_env(config):
-    from ray.rllib.algorithms.algorithm import Algorithm
-    from ray.rllib.env.env_context import EnvContext
-
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
-    return creator(EnvContext(config.env_config, worker_index=0))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,9 @@ import os
 
 import numpy as np
 from _common import write_results
-from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
-from ray.rllib.env.env_context import EnvContext
 
-from rllib_maml.envs.base import sample_tasks_checked
+from rllib_maml.envs.base import env_from_config, sample_tasks_checked
 from rllib_maml.rl2 import TRIAL_RETURNS_INFO_KEY, RL2Policy
 
 # A trial "gave up" where the policy's action log std went above this
@@ -42,8 +40,7 @@ GAVE_UP_LOG_STD = 2.0
 def trials(policy: RL2Policy, num_tasks: int, seed: int) -> dict:
     """One trial per task (the env's own task draws, seeded): returns of each
     inner episode and the largest log std, per trial."""
-    _, creator = Algorithm._get_env_id_and_creator(policy.config.env, policy.config)
-    env = creator(EnvContext(policy.config.env_config, worker_index=0))
+    env = env_from_config(policy.config)
     env.reset(seed=seed)
     tasks = sample_tasks_checked(env, num_tasks)
     env.close()

@@ -38,10 +38,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from ray.rllib.algorithms.algorithm import Algorithm
-from ray.rllib.env.env_context import EnvContext
 
-from rllib_maml.envs.base import heldout_task_method, sample_tasks_checked
+from rllib_maml.envs.base import (
+    env_from_config,
+    heldout_task_method,
+    sample_tasks_checked,
+)
 from rllib_maml.sampling import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -104,8 +106,7 @@ def heldout_tasks(algo, num_tasks: int, seed: int):
     benchmark's test split, e.g. Meta-World's), else from its task
     distribution with a held-out seed."""
     config = algo.config
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
-    env = creator(EnvContext(config.env_config, worker_index=0))
+    env = env_from_config(config)
     try:
         env.reset(seed=seed + HELDOUT_SEED_OFFSET)
         return sample_tasks_checked(

@@ -59,7 +59,7 @@ from rllib_maml.config import (
     require_env_runner_cls,
     require_new_api_stack,
 )
-from rllib_maml.envs.base import check_meta_env, sample_tasks_checked
+from rllib_maml.envs.base import check_meta_env, env_from_config, sample_tasks_checked
 
 logger = logging.getLogger(__name__)
 
@@ -416,8 +416,7 @@ class RL2Config(PPOConfig):
             return
         key = self._trial_key()
         try:
-            _, creator = Algorithm._get_env_id_and_creator(self.env, self)
-            env = creator(EnvContext(self.env_config, worker_index=0))
+            env = env_from_config(self)
         except Exception:  # noqa: BLE001 - RL2.setup raises it with context
             return
         try:

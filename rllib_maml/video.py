@@ -190,10 +190,8 @@ def _render_adaptation(
 
 def _render_env(config, size: tuple[int, int]):
     """(env rendering rgb_array frames, render every k-th step, frames/s)."""
-    from ray.rllib.algorithms.algorithm import Algorithm
-    from ray.rllib.env.env_context import EnvContext
+    from rllib_maml.envs.base import env_from_config
 
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
     width, height = size
     env_config = {
         **config.env_config,
@@ -201,7 +199,7 @@ def _render_env(config, size: tuple[int, int]):
         "render_width": width,
         "render_height": height,
     }
-    env = creator(EnvContext(env_config, worker_index=0))
+    env = env_from_config(config, env_config)
     if getattr(env, "render_mode", None) != "rgb_array":
         env.close()
         raise ValueError(

@@ -73,6 +73,19 @@ def check_meta_env(env: Any, env_name: Any = None) -> None:
         )
 
 
+def env_from_config(config, env_config: dict | None = None) -> gym.Env:
+    """The env of an algorithm config (a name registered with
+    `tune.register_env`, a gymnasium id or an env class), created in this
+    process as an env runner creates it: an `EnvContext` of worker index 0
+    over the config's `env_config`, or over `env_config` where given."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+    from ray.rllib.env.env_context import EnvContext
+
+    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+    env_config = config.env_config if env_config is None else env_config
+    return creator(EnvContext(env_config, worker_index=0))
+
+
 def heldout_task_method(env: gym.Env) -> str:
     """The method that draws held-out tasks: `sample_test_tasks` where `env`
     (or a wrapper around it) has a held-out split, else `sample_tasks`."""
