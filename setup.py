@@ -21,8 +21,8 @@ setup(
     entry_points={"console_scripts": ["rllib-maml=rllib_maml.cli:main"]},
     extras_require={
         "mujoco": ["mujoco>=3.0", "gymnasium[mujoco]"],
-        # Meta-World's v3 envs (`rllib_maml/MetaWorldML1-v0`, `...ML10-v0`);
-        # metaworld 3.1 pins mujoco 3.3.0.
+        # Meta-World's v3 envs (`rllib_maml/MetaWorldML1-v0`, `...ML10-v0`,
+        # `...ML45-v0`); metaworld 3.1 pins mujoco 3.3.0.
         "metaworld": ["metaworld>=3.1,<4"],
         # `rllib-maml evaluate --video`: the mp4 writer. Rendering also needs a
         # headless OpenGL library (`apt-get install libosmesa6`).

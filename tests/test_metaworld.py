@@ -12,7 +12,11 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 from rllib_maml import MAMLConfig
 from rllib_maml.envs import make_env
-from rllib_maml.envs.metaworld import MetaWorldML1Env, MetaWorldML10Env
+from rllib_maml.envs.metaworld import (
+    MetaWorldML1Env,
+    MetaWorldML10Env,
+    MetaWorldML45Env,
+)
 from rllib_maml.evaluation import heldout_tasks
 from rllib_maml.maml import episode_succeeded, episode_success_rate_key
 
@@ -73,12 +77,19 @@ def test_oracle_sees_each_tasks_goal():
         np.testing.assert_allclose(obs[-3:], goal_of(env, task)[-3:], rtol=1e-6)
 
 
-def test_ml10_splits_envs_and_oracle_names_the_env():
-    env = MetaWorldML10Env({"horizon": 10, "oracle": True})
-    train = {t["env_name"] for t in env.sample_tasks(200)}
-    test = {t["env_name"] for t in env.sample_test_tasks(200)}
-    assert len(train) == 10 and len(test) == 5 and not train & test
-    assert env.observation_space.shape == (39 + 15,)
+@pytest.mark.parametrize(
+    "cls, num_train_envs", [(MetaWorldML10Env, 10), (MetaWorldML45Env, 45)]
+)
+def test_ml10_ml45_split_envs_and_oracle_names_the_env(cls, num_train_envs):
+    env = cls({"horizon": 10, "oracle": True})
+    # The benchmark's own split, as the metaworld package lists it.
+    split = getattr(metaworld.env_dict, f"{cls.kind}_V3")
+    train = {t["env_name"] for t in env.sample_tasks(2000)}
+    test = {t["env_name"] for t in env.sample_test_tasks(2000)}
+    assert train == set(split["train"]) and len(train) == num_train_envs
+    assert test == set(split["test"]) and len(test) == 5
+    assert not train & test
+    assert env.observation_space.shape == (39 + num_train_envs + 5,)
     task = env.sample_test_tasks(1)[0]
     env.set_task(task)
     obs, _ = env.reset(seed=0)

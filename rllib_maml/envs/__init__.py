@@ -45,6 +45,7 @@ ENV_SPECS: dict[str, str] = {
     # Need the `metaworld` extra (`pip install 'rllib_maml[metaworld]'`).
     "MetaWorldML1-v0": "rllib_maml.envs.metaworld:MetaWorldML1Env",
     "MetaWorldML10-v0": "rllib_maml.envs.metaworld:MetaWorldML10Env",
+    "MetaWorldML45-v0": "rllib_maml.envs.metaworld:MetaWorldML45Env",
 }
 MUJOCO_ENVS = tuple(name for name, path in ENV_SPECS.items() if "locomotion" in path)
 METAWORLD_ENVS = tuple(name for name, path in ENV_SPECS.items() if "metaworld" in path)

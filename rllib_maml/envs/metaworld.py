@@ -8,6 +8,9 @@ meta envs with this package's task API.
   train ones.
 - `MetaWorldML10Env` (`rllib_maml/MetaWorldML10-v0`): a task is (env, goal);
   the ten train envs for training, the five test envs held out.
+- `MetaWorldML45Env` (`rllib_maml/MetaWorldML45-v0`): the same over the 45
+  train envs and 5 test envs of ML45 (building the benchmark takes about 50 s
+  in each process, ML10's about 12 s).
 
 A task is a small dict, `{"env_name": ..., "split": "train" | "test",
 "index": i}`: the i-th task of that env in the benchmark's split. The
@@ -19,8 +22,8 @@ zero, as the benchmark hides the goal), actions its 4. Episodes last
 `horizon` steps (default and at most 500, the benchmark's), and the step's
 `info["success"]` is kept: an episode succeeds if any step reports success.
 The oracle variant (`...Oracle-v0`) sees the task: the goal position in its
-slot of the observation (Meta-World's goal-observable mode), and for ML10 a
-one-hot of the env among the benchmark's fifteen appended.
+slot of the observation (Meta-World's goal-observable mode), and for ML10 and
+ML45 a one-hot of the env among the benchmark's 15 or 50 appended.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def _benchmark(kind: str, env_name: str | None, seed: int):
                 "'reach-v3'."
             )
         return metaworld.ML1(env_name, seed=seed)
-    return metaworld.ML10(seed=seed)
+    return getattr(metaworld, kind)(seed=seed)  # ML10, ML45
 
 
 class _MetaWorldEnv(MetaEnv):
@@ -219,10 +222,21 @@ class MetaWorldML10Env(MetaWorldML1Env):
     env_config: `horizon` (500), `benchmark_seed` (0).
     """
 
+    kind = "ML10"
+
     def __init__(self, config: dict | None = None):
-        _MetaWorldEnv.__init__(self, config, "ML10", None)
+        _MetaWorldEnv.__init__(self, config, self.kind, None)
 
     def task_vector_of(self, task: dict) -> np.ndarray:
         one_hot = np.zeros(len(self.all_env_names), np.float32)
         one_hot[self.all_env_names.index(task["env_name"])] = 1.0
         return one_hot
+
+
+class MetaWorldML45Env(MetaWorldML10Env):
+    """ML45: a task is (env, goal); 45 train envs, five held-out test envs.
+
+    env_config: `horizon` (500), `benchmark_seed` (0).
+    """
+
+    kind = "ML45"
